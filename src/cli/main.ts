@@ -1,0 +1,32 @@
+// countd CLI entry point (bin/countd imports this).
+import '../polyfill.js'
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { startCommand } from './start.js'
+import { incCommand } from './inc.js'
+import { getCommand } from './get.js'
+import { statusCommand } from './status.js'
+import { demoCommand } from './demo.js'
+import { exitWith } from './errors.js'
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+const program = new Command('countd')
+  .description('replicated grow-only counters over libp2p, durable in LevelDB')
+  .version(pkg.version, '-V, --version')
+  .showSuggestionAfterError(true)
+  .exitOverride()
+for (const cmd of [startCommand(), incCommand(), getCommand(), statusCommand(), demoCommand()]) {
+  program.addCommand(cmd.exitOverride())
+}
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Commander already printed its one-line message (or the help/version).
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+    process.exit(ok ? 0 : 2)
+  }
+  exitWith(err)
+}

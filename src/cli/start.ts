@@ -1,0 +1,28 @@
+import { Command, Option } from 'commander'
+import { buildConfig, type StartFlags } from '../config.js'
+import { createLogger } from '../log.js'
+import { Daemon, stopOnSignals } from '../daemon.js'
+import { exitWith } from './errors.js'
+
+export function startCommand (): Command {
+  return new Command('start')
+    .description('run a countd node in the foreground')
+    .addOption(new Option('--data-dir <dir>', 'where LevelDB and the node key live').env('COUNTD_DATA_DIR').default('./countd-data'))
+    .addOption(new Option('--http <host:port>', 'HTTP API address').env('COUNTD_HTTP').default('127.0.0.1:7777'))
+    .addOption(new Option('--listen <multiaddr...>', 'libp2p listen addresses (repeat or comma-separate)').env('COUNTD_LISTEN').default('/ip4/0.0.0.0/tcp/7778'))
+    .addOption(new Option('--peers <addr...>', 'peers to join: host, host:port or multiaddrs (comma-separated)').env('COUNTD_PEERS'))
+    .addOption(new Option('--log-level <level>', 'trace|debug|info|warn|error|fatal|silent').env('COUNTD_LOG_LEVEL').default('info'))
+    .addOption(new Option('--consistent-timeout <sec>', 'default timeout of consistent reads').env('COUNTD_CONSISTENT_TIMEOUT').default('5'))
+    .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('5'))
+    .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default('1000'))
+    .action(async (flags: StartFlags) => {
+      try {
+        const cfg = buildConfig(flags)
+        const log = createLogger(cfg.logLevel)
+        const daemon = await Daemon.start(cfg, log)
+        stopOnSignals(daemon)
+      } catch (err) {
+        exitWith(err)
+      }
+    })
+}

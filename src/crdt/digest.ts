@@ -1,0 +1,91 @@
+// A Merkle-style digest over a set of (counter name, replica, count) entries,
+// used by anti-entropy to find what differs between two replicas in a few
+// round trips with cost proportional to the difference.
+//
+// Every entry hashes to 64 bits (two 32-bit lanes). A counter lives in a leaf
+// chosen by the hash of its name; a node's hash is the XOR of the entry hashes
+// below it. XOR makes updates O(levels): replacing an entry XORs out its old
+// hash and XORs in the new one along the path to the root. Pure: no I/O.
+
+/** log2 of the fan-out between levels. */
+export const BITS_PER_LEVEL = 4
+/** Depth of the tree: leaves = 2^(BITS_PER_LEVEL * DEPTH). */
+export const DEPTH = 5
+export const LEAF_BITS = BITS_PER_LEVEL * DEPTH
+export const FANOUT = 1 << BITS_PER_LEVEL
+
+/** cyrb53-style string hash: two independent 32-bit lanes. */
+export function hash64 (s: string, seed = 0): [number, number] {
+  let h1 = 0xdeadbeef ^ seed
+  let h2 = 0x41c6ce57 ^ seed
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i)
+    h1 = Math.imul(h1 ^ ch, 2654435761)
+    h2 = Math.imul(h2 ^ ch, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return [h1 >>> 0, h2 >>> 0]
+}
+
+/** Leaf index of a counter name. */
+export function leafOf (name: string): number {
+  return hash64(name, 0x9e3779b9)[0] >>> (32 - LEAF_BITS)
+}
+
+function entryHash (name: string, replica: string, count: bigint): [number, number] {
+  return hash64(`${name}\u0000${replica}\u0000${count}`)
+}
+
+export class DigestTree {
+  /** levels[d] holds 2^(BITS_PER_LEVEL*d) nodes as interleaved lanes [a0,b0,a1,b1,...]. */
+  readonly levels: Uint32Array[] = []
+
+  constructor () {
+    for (let d = 0; d <= DEPTH; d++) this.levels.push(new Uint32Array(2 << (BITS_PER_LEVEL * d)))
+  }
+
+  /** Record that `name`'s entry for `replica` went from `oldCount` (0n = absent) to `newCount`. */
+  update (leaf: number, name: string, replica: string, oldCount: bigint, newCount: bigint): void {
+    let [a, b] = entryHash(name, replica, newCount)
+    if (oldCount > 0n) {
+      const [oa, ob] = entryHash(name, replica, oldCount)
+      a ^= oa
+      b ^= ob
+    }
+    for (let d = DEPTH; d >= 0; d--) {
+      const i = (leaf >>> (BITS_PER_LEVEL * (DEPTH - d))) * 2
+      const level = this.levels[d]
+      level[i] ^= a
+      level[i + 1] ^= b
+    }
+  }
+
+  /** Hashes of the given nodes at `depth`, as interleaved lanes. */
+  hashes (depth: number, nodes: number[]): Uint32Array {
+    const out = new Uint32Array(nodes.length * 2)
+    const level = this.levels[depth]
+    for (let k = 0; k < nodes.length; k++) {
+      out[2 * k] = level[2 * nodes[k]]
+      out[2 * k + 1] = level[2 * nodes[k] + 1]
+    }
+    return out
+  }
+
+  /** Indices (into `nodes`) whose hash differs from `theirs`. */
+  differing (depth: number, nodes: number[], theirs: Uint32Array): number[] {
+    const mine = this.hashes(depth, nodes)
+    const out: number[] = []
+    for (let k = 0; k < nodes.length; k++) {
+      if (mine[2 * k] !== theirs[2 * k] || mine[2 * k + 1] !== theirs[2 * k + 1]) out.push(k)
+    }
+    return out
+  }
+}
+
+/** Children (at depth+1) of the given nodes. */
+export function childrenOf (nodes: number[]): number[] {
+  const out: number[] = []
+  for (const n of nodes) for (let c = 0; c < FANOUT; c++) out.push(n * FANOUT + c)
+  return out
+}

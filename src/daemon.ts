@@ -1,0 +1,152 @@
+// Wires store, replica, network and HTTP API; owns start and stop.
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Config } from './config.js'
+import { Store } from './store/store.js'
+import { Replica } from './replica.js'
+import { Network } from './net/network.js'
+import { parsePeerAddr } from './net/addr.js'
+import { createApi } from './api/server.js'
+import type { ClusterView } from './api/cluster-view.js'
+import { metrics } from './metrics.js'
+
+/** A start-up failure a user can act on: printed as one line, exit 1. */
+export class StartupError extends Error {}
+
+const STOP_DEADLINE_MS = 4500
+
+export class Daemon {
+  private stopping: Promise<void> | undefined
+
+  private constructor (
+    readonly replica: Replica,
+    private readonly store: Store,
+    private readonly network: Network,
+    private readonly server: Server,
+    private readonly log: Logger
+  ) {}
+
+  static async start (cfg: Config, log: Logger): Promise<Daemon> {
+    const store = await Store.open(cfg.dataDir)
+    let network: Network | undefined
+    try {
+      const key = await loadIdentity(store)
+      const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
+      await replica.load()
+      store.onBatch = (size, ms) => {
+        metrics.commitBatchSize.observe(size)
+        metrics.fsyncSeconds.observe(ms / 1000)
+        metrics.incrementsAccepted.inc(size)
+      }
+      network = new Network(replica, key, {
+        listen: cfg.listen,
+        peers: cfg.peers,
+        gossipBatchMs: cfg.gossipBatchMs,
+        syncIntervalMs: cfg.syncIntervalMs
+      }, log)
+      const server = createApi({
+        replica,
+        cluster: clusterView(network),
+        http: `${cfg.httpHost}:${cfg.httpPort}`,
+        consistentTimeoutSec: cfg.consistentTimeoutSec,
+        startedAt: Date.now()
+      })
+      // HTTP first: a busy port fails fast, before we join the mesh.
+      await listen(server, cfg.httpHost, cfg.httpPort)
+      try {
+        await network.start()
+      } catch (err: any) {
+        server.close()
+        throw err.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(String(err.message))
+          ? new StartupError(`p2p listen address in use: ${cfg.listen.join(', ')}`)
+          : err
+      }
+      const daemon = new Daemon(replica, store, network, server, log)
+      replica.events.onFatal = err => { daemon.fatal(err) }
+      log.info({
+        peerId: replica.id,
+        http: `http://${cfg.httpHost}:${cfg.httpPort}`,
+        listen: network.listenAddrs(),
+        counters: replica.counters.size,
+        members: replica.members.size
+      }, 'ready')
+      return daemon
+    } catch (err) {
+      await network?.stop().catch(() => {})
+      await store.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Stop accepting, flush, close LevelDB. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= this.doStop()
+    return await this.stopping
+  }
+
+  private async doStop (): Promise<void> {
+    this.log.info('stopping')
+    const closed = new Promise<void>(resolve => this.server.close(() => { resolve() }))
+    this.server.closeIdleConnections()
+    // Requests in flight finish (their increments are already queued for commit).
+    await Promise.race([closed, sleep(1500)])
+    this.server.closeAllConnections()
+    await Promise.race([this.network.stop(), sleep(1500)]).catch(() => {})
+    await this.store.close()
+    this.log.info('stopped')
+  }
+
+  /** Durability is gone (disk error): refuse to continue rather than ack. */
+  private fatal (err: Error): void {
+    this.log.fatal({ err: err.message }, 'could not make increments durable; exiting')
+    process.exit(1)
+  }
+}
+
+/** Run until SIGINT/SIGTERM; exit 0 once stopped (forced after STOP_DEADLINE_MS). */
+export function stopOnSignals (daemon: Daemon): void {
+  const onSignal = (): void => {
+    setTimeout(() => process.exit(0), STOP_DEADLINE_MS).unref()
+    daemon.stop().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+}
+
+async function loadIdentity (store: Store): Promise<PrivateKey> {
+  const saved = await store.identity()
+  if (saved !== undefined) return privateKeyFromProtobuf(saved)
+  const key = await generateKeyPair('Ed25519')
+  await store.saveIdentity(privateKeyToProtobuf(key))
+  return key
+}
+
+async function listen (server: Server, host: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new StartupError(`HTTP address ${host}:${port} is already in use`))
+      else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new StartupError(`cannot bind HTTP to ${host}:${port}: no such local address`))
+      else if (err.code === 'EACCES') reject(new StartupError(`no permission to bind HTTP to ${host}:${port}`))
+      else reject(err)
+    })
+    server.listen(port, host, () => { resolve() })
+  })
+}
+
+function clusterView (network: Network): ClusterView {
+  return {
+    listenAddrs: () => network.listenAddrs(),
+    peers: () => network.peers(),
+    isConnected: id => network.isConnected(id),
+    checkAddrs: actors => { for (const a of actors) parsePeerAddr(a) },
+    connect: async actors => await network.connect(actors.map(parsePeerAddr)),
+    consistentRead: async (name, timeoutMs) => await network.consistentRead(name, timeoutMs)
+  }
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms).unref())
+}

@@ -1,0 +1,27 @@
+// Prometheus metrics (prom-client). One registry per process; the HTTP API
+// serves it at GET /metrics. Hot paths only touch counters and histograms.
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+
+export const registry = new Registry()
+collectDefaultMetrics({ register: registry, prefix: 'countd_process_' })
+
+export const metrics = {
+  httpRequests: new Counter({ name: 'countd_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry] }),
+  httpLatency: new Histogram({ name: 'countd_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['route'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] }),
+  incrementsAccepted: new Counter({ name: 'countd_increments_total', help: 'Increments made durable on this node', registers: [registry] }),
+  commitBatchSize: new Histogram({ name: 'countd_commit_batch_size', help: 'Increments per group-commit (fsync) batch', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [registry] }),
+  fsyncSeconds: new Histogram({ name: 'countd_fsync_duration_seconds', help: 'Duration of synced LevelDB batch writes', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [registry] }),
+  deltasPublished: new Counter({ name: 'countd_gossip_deltas_published_total', help: 'Counter deltas published on gossip', registers: [registry] }),
+  deltaMessagesPublished: new Counter({ name: 'countd_gossip_messages_published_total', help: 'Gossip messages published', registers: [registry] }),
+  deltaBytesPublished: new Counter({ name: 'countd_gossip_bytes_published_total', help: 'Payload bytes of published gossip messages', registers: [registry] }),
+  deltasReceived: new Counter({ name: 'countd_gossip_deltas_received_total', help: 'Counter deltas received from gossip', registers: [registry] }),
+  deltaBytesReceived: new Counter({ name: 'countd_gossip_bytes_received_total', help: 'Payload bytes of received gossip messages', registers: [registry] }),
+  replicationLag: new Histogram({ name: 'countd_replication_lag_seconds', help: 'Origin ack to merge here, for gossiped deltas', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry] }),
+  syncRounds: new Counter({ name: 'countd_sync_rounds_total', help: 'Anti-entropy exchanges by role and outcome', labelNames: ['role', 'outcome'] as const, registers: [registry] }),
+  syncEntriesSent: new Counter({ name: 'countd_sync_entries_sent_total', help: 'Entries sent by anti-entropy', registers: [registry] }),
+  syncEntriesReceived: new Counter({ name: 'countd_sync_entries_received_total', help: 'Entries received by anti-entropy that grew local state', registers: [registry] }),
+  syncBytes: new Counter({ name: 'countd_sync_bytes_total', help: 'Bytes of anti-entropy frames by direction', labelNames: ['direction'] as const, registers: [registry] }),
+  peers: new Gauge({ name: 'countd_connected_peers', help: 'Connected libp2p peers', registers: [registry] }),
+  members: new Gauge({ name: 'countd_members', help: 'Known members (replica ids), including retired', registers: [registry] }),
+  counters: new Gauge({ name: 'countd_counters', help: 'Distinct counter names held', registers: [registry] })
+}

@@ -1,0 +1,235 @@
+// The network side of a replica: libp2p node, delta gossip, anti-entropy,
+// consistent reads and membership (learning, persisting and redialing
+// members). The daemon creates one and hands the API a narrow view of it.
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { Logger } from 'pino'
+import type { Replica } from '../replica.js'
+import { createNode, type CountdLibp2p } from './node.js'
+import { DeltaGossip } from './gossip.js'
+import { SYNC_PROTOCOL, runSync, serveSync, type SyncHost } from './sync.js'
+import { READ_PROTOCOL, requestState, serveState } from './read.js'
+import { parsePeerAddr, withoutPeerId } from './addr.js'
+import { metrics } from '../metrics.js'
+
+export interface NetworkOptions {
+  listen: string[]
+  /** Bootstrap addresses (host:port or multiaddrs, with or without /p2p/). */
+  peers: string[]
+  gossipBatchMs: number
+  syncIntervalMs: number
+}
+
+export interface ConsistentResult {
+  value: bigint
+  /** Member ids that could not be read in time (empty = consistent). */
+  unreachable: string[]
+}
+
+interface Backoff { nextAt: number, delayMs: number }
+const MIN_BACKOFF_MS = 250
+const MAX_BACKOFF_MS = 4000
+const SYNC_TIMEOUT_MS = 30000
+
+export class Network {
+  private node!: CountdLibp2p
+  private gossip!: DeltaGossip
+  private readonly seeds: Multiaddr[]
+  private readonly backoff = new Map<string, Backoff>()
+  private readonly syncing = new Set<string>()
+  private readonly dialing = new Set<string>()
+  private timers: NodeJS.Timeout[] = []
+  /** Seeds that have answered once; after that, membership redials them by id. */
+  private readonly seedsReached = new Set<string>()
+  private readonly syncHost: SyncHost
+  private stopped = false
+
+  constructor (
+    private readonly replica: Replica,
+    private readonly privateKey: PrivateKey,
+    private readonly opts: NetworkOptions,
+    private readonly log: Logger
+  ) {
+    this.seeds = opts.peers.map(parsePeerAddr)
+    this.syncHost = {
+      replica,
+      addrs: () => this.listenAddrs(),
+      onPeerHello: (peer, addrs) => { void this.rememberAddrs(peer, addrs) }
+    }
+  }
+
+  get peerId (): string { return this.replica.id }
+
+  async start (): Promise<void> {
+    this.node = await createNode(this.privateKey, this.opts.listen)
+    this.gossip = new DeltaGossip(this.node, this.replica, this.opts.gossipBatchMs, this.log)
+    await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void serveSync(this.syncHost, stream, conn) }, { maxInboundStreams: 8 })
+    await this.node.handle(READ_PROTOCOL, stream => { void serveState(this.replica, stream) }, { maxInboundStreams: 64 })
+    this.node.addEventListener('peer:connect', evt => { this.onConnect(evt.detail) })
+    this.node.addEventListener('peer:disconnect', () => { metrics.peers.set(this.node.getPeers().length) })
+    this.node.addEventListener('peer:identify', evt => {
+      const addrs = evt.detail.listenAddrs.map(a => withoutPeerId(a.toString()))
+      this.replica.noteMember(evt.detail.peerId.toString(), addrs, Date.now())
+    })
+    this.gossip.start()
+    this.replica.events.onLocalDelta = entries => { this.gossip.enqueue(entries) }
+    this.replica.events.onNewMember = m => { void this.rememberAddrs(m.id, m.addrs) }
+    // Members known from a previous run: put their addresses where dial finds them.
+    for (const m of this.replica.activeMembers()) await this.rememberAddrs(m.id, m.addrs)
+    this.timers.push(setInterval(() => { this.redialTick() }, 500))
+    this.timers.push(setInterval(() => { this.syncAll() }, this.opts.syncIntervalMs))
+    this.redialTick()
+  }
+
+  /** Own dialable addresses (no /p2p suffix). */
+  listenAddrs (): string[] {
+    return this.node.getMultiaddrs().map(a => withoutPeerId(a.toString()))
+  }
+
+  /** Connected peer ids. */
+  peers (): string[] { return this.node.getPeers().map(p => p.toString()) }
+
+  isConnected (id: string): boolean {
+    return this.node.getConnections().some(c => c.remotePeer.toString() === id && c.status === 'open')
+  }
+
+  /** Dial each address now (POST /config, `--peers`); returns per-address errors. */
+  async connect (addrs: Multiaddr[]): Promise<string[]> {
+    const errors: string[] = []
+    await Promise.all(addrs.map(async ma => {
+      try {
+        await this.node.dial(ma, { signal: AbortSignal.timeout(5000) })
+      } catch (err: any) {
+        errors.push(`${ma.toString()}: ${err.message}`)
+      }
+    }))
+    // Keep trying the ones that failed, as for --peers.
+    for (const ma of addrs) if (!this.seeds.some(s => s.equals(ma))) this.seeds.push(ma)
+    return errors
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    for (const t of this.timers) clearInterval(t)
+    this.gossip?.flush()
+    await this.node?.stop()
+  }
+
+  // ---- consistent read ----
+
+  /**
+   * Fetch and merge `name` from every active member (discovering members as
+   * the answers name them) within `timeoutMs`. The merged value includes
+   * every increment any reachable member acknowledged before the call.
+   */
+  async consistentRead (name: string, timeoutMs: number): Promise<ConsistentResult> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    const asked = new Set<string>()
+    const failed = new Set<string>()
+    const inFlight: Array<Promise<void>> = []
+    const askNew = (): void => {
+      for (const m of this.replica.activeMembers()) {
+        if (asked.has(m.id)) continue
+        asked.add(m.id)
+        inFlight.push(this.readFrom(m.id, name, signal).then(askNew, err => {
+          this.log.debug({ member: m.id, err: err.message }, 'consistent read: member unreachable')
+          failed.add(m.id)
+        }))
+      }
+    }
+    askNew()
+    // New reads may be pushed while we wait: loop until all settled.
+    for (let settled = 0; settled < inFlight.length;) {
+      const batch = inFlight.slice(settled)
+      await Promise.all(batch)
+      settled += batch.length
+    }
+    return { value: this.replica.value(name), unreachable: [...failed] }
+  }
+
+  private async readFrom (id: string, name: string, signal: AbortSignal): Promise<void> {
+    const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal })
+    const { entries, members } = await requestState(stream, name, signal)
+    this.replica.mergeRemote(entries)
+    for (const m of members) this.replica.mergeMember(m)
+    this.replica.noteMember(id, undefined, Date.now())
+  }
+
+  // ---- membership and anti-entropy ----
+
+  private onConnect (peer: PeerId): void {
+    metrics.peers.set(this.node.getPeers().length)
+    const id = peer.toString()
+    this.backoff.delete(id)
+    this.replica.noteMember(id, undefined, Date.now())
+    void this.syncWith(peer)
+  }
+
+  private async rememberAddrs (id: string, addrs: string[]): Promise<void> {
+    if (id === this.replica.id || addrs.length === 0 || this.stopped) return
+    try {
+      const mas = addrs.map(a => multiaddr(a))
+      await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: mas })
+    } catch (err: any) {
+      this.log.debug({ member: id, err: err.message }, 'ignoring bad member addresses')
+    }
+  }
+
+  /** Reconnect to members and seeds we are not connected to, with backoff. */
+  private redialTick (): void {
+    if (this.stopped) return
+    const now = Date.now()
+    const connected = new Set(this.peers())
+    for (const m of this.replica.activeMembers()) {
+      if (connected.has(m.id) || m.addrs.length === 0) continue
+      void this.dialWithBackoff(m.id, now, async signal => { await this.node.dial(peerIdFromString(m.id), { signal }) })
+    }
+    // Seeds have no peer id until dialed: retry each until it answered once,
+    // and all of them again whenever we are alone.
+    for (const ma of this.seeds) {
+      const key = ma.toString()
+      if (this.seedsReached.has(key) && connected.size > 0) continue
+      void this.dialWithBackoff(key, now, async signal => {
+        await this.node.dial(ma, { signal })
+        this.seedsReached.add(key)
+      })
+    }
+  }
+
+  private async dialWithBackoff (key: string, now: number, dial: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const b = this.backoff.get(key)
+    if ((b !== undefined && now < b.nextAt) || this.dialing.has(key)) return
+    this.dialing.add(key)
+    try {
+      await dial(AbortSignal.timeout(3000))
+      this.backoff.delete(key)
+    } catch (err: any) {
+      const delayMs = Math.min(MAX_BACKOFF_MS, (b?.delayMs ?? MIN_BACKOFF_MS / 2) * 2)
+      this.backoff.set(key, { nextAt: Date.now() + delayMs, delayMs })
+      this.log.debug({ target: key, err: err.message, retryInMs: delayMs }, 'dial failed')
+    } finally {
+      this.dialing.delete(key)
+    }
+  }
+
+  private syncAll (): void {
+    if (this.stopped) return
+    for (const peer of this.node.getPeers()) void this.syncWith(peer)
+  }
+
+  private async syncWith (peer: PeerId): Promise<void> {
+    const id = peer.toString()
+    if (this.syncing.has(id) || this.stopped) return
+    this.syncing.add(id)
+    try {
+      const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
+      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal })
+      await runSync(this.syncHost, stream, peer, signal)
+    } catch (err: any) {
+      this.log.debug({ peer: id, err: err.message }, 'sync failed')
+    } finally {
+      this.syncing.delete(id)
+    }
+  }
+}

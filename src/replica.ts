@@ -1,0 +1,182 @@
+// The replica: every counter in memory, durable local increments, merge of
+// remote state, and the member list. The HTTP API and the network layer talk
+// only to this object; it uses the pure CRDT and the store.
+import { GCounter, type Entry } from './crdt/gcounter.js'
+import { DigestTree, leafOf, BITS_PER_LEVEL, DEPTH } from './crdt/digest.js'
+import type { Store, StoredEntry, MemberRecord } from './store/store.js'
+
+export type Member = MemberRecord
+
+/**
+ * Retired by an operator (DELETE /members/:id) and not seen since: no longer
+ * needed for consistent reads. Both times only grow, so the rule merges the
+ * same way on every node whatever order the news arrives in.
+ */
+export function isRetired (m: Member): boolean {
+  return (m.retiredAt ?? 0) > m.lastSeen
+}
+
+export interface ReplicaEvents {
+  /** Own increments that became durable (full new counts): to be gossiped. */
+  onLocalDelta?: (entries: StoredEntry[]) => void
+  /** A replica id not seen before showed up (as a peer or a contributor). */
+  onNewMember?: (m: Member) => void
+  /** The store could not make an increment durable: the node must stop. */
+  onFatal?: (err: Error) => void
+}
+
+export class Replica {
+  readonly counters = new Map<string, GCounter>()
+  readonly digest = new DigestTree()
+  readonly members = new Map<string, Member>()
+  /** Own count per counter including increments not yet durable. */
+  private readonly ownCounts = new Map<string, bigint>()
+  events: ReplicaEvents = {}
+  stats = { incrementsAccepted: 0, remoteEntriesMerged: 0 }
+
+  constructor (readonly id: string, private readonly store: Store) {}
+
+  /** Load persisted counters and members. */
+  async load (): Promise<void> {
+    for (const m of await this.store.members()) this.members.set(m.id, m)
+    for await (const chunk of this.store.entries()) {
+      for (const e of chunk) {
+        this.apply(e.name, e.replica, e.count)
+        if (e.replica === this.id) this.ownCounts.set(e.name, e.count)
+      }
+    }
+    this.noteMember(this.id, [], Date.now())
+  }
+
+  // ---- reads ----
+
+  value (name: string): bigint { return this.counters.get(name)?.value ?? 0n }
+
+  entriesOf (name: string): Array<[string, bigint]> {
+    return [...this.counters.get(name)?.entries ?? []]
+  }
+
+  // ---- local increments ----
+
+  async increment (name: string, by: bigint): Promise<bigint> {
+    return (await this.incrementMany([[name, by]]))[0]
+  }
+
+  /**
+   * Add every (name, by) atomically and durably; resolve with each counter's
+   * new local value once the batch is fsync'd. Nothing is visible (to reads
+   * or peers) before it is durable, so values never go down after a crash.
+   */
+  async incrementMany (items: Array<[string, bigint]>): Promise<bigint[]> {
+    const entries: StoredEntry[] = items.map(([name, by]) => {
+      const count = (this.ownCounts.get(name) ?? 0n) + by
+      this.ownCounts.set(name, count)
+      return { name, replica: this.id, count }
+    })
+    try {
+      await this.store.writeDurable(entries)
+    } catch (err: any) {
+      // Counts already handed out above can no longer be trusted; the
+      // daemon stops rather than ack or reuse them.
+      this.events.onFatal?.(err)
+      throw err
+    }
+    const values = entries.map(e => {
+      this.apply(e.name, e.replica, e.count)
+      return this.value(e.name)
+    })
+    this.stats.incrementsAccepted += items.length
+    this.events.onLocalDelta?.(entries)
+    return values
+  }
+
+  // ---- remote state ----
+
+  /** Merge entries from a peer; persist (lazily) and return those that grew here. */
+  mergeRemote (entries: StoredEntry[]): StoredEntry[] {
+    const grown: StoredEntry[] = []
+    for (const e of entries) {
+      if (this.apply(e.name, e.replica, e.count)) {
+        grown.push(e)
+        if (e.replica === this.id && e.count > (this.ownCounts.get(e.name) ?? 0n)) this.ownCounts.set(e.name, e.count)
+      }
+    }
+    if (grown.length > 0) {
+      this.store.writeLazy(grown)
+      this.stats.remoteEntriesMerged += grown.length
+    }
+    return grown
+  }
+
+  /** Every entry of every counter under the given digest-tree nodes at `depth`. */
+  entriesUnder (depth: number, nodes: Set<number>): StoredEntry[] {
+    const shift = BITS_PER_LEVEL * (DEPTH - depth)
+    const out: StoredEntry[] = []
+    for (const [name, c] of this.counters) {
+      if (!nodes.has(leafOf(name) >>> shift)) continue
+      for (const [replica, count] of c.entries) out.push({ name, replica, count })
+    }
+    return out
+  }
+
+  private apply (name: string, replica: string, count: bigint): boolean {
+    let c = this.counters.get(name)
+    if (c === undefined) {
+      c = new GCounter()
+      this.counters.set(name, c)
+    }
+    const old = c.mergeEntry(replica, count)
+    if (old === undefined) return false
+    this.digest.update(leafOf(name), name, replica, old, count)
+    if (!this.members.has(replica)) this.noteMember(replica)
+    return true
+  }
+
+  // ---- membership ----
+
+  /** Record that `id` exists (and optionally where and when it was seen). */
+  noteMember (id: string, addrs?: string[], seenAt?: number): Member {
+    return this.mergeMember({ id, addrs: addrs ?? [], lastSeen: seenAt ?? 0 })
+  }
+
+  /** Merge what a peer (or we) know of a member: times take the max, addrs the newest. */
+  mergeMember (news: Member): Member {
+    let m = this.members.get(news.id)
+    const isNew = m === undefined
+    if (m === undefined) {
+      m = { id: news.id, addrs: [], lastSeen: 0 }
+      this.members.set(news.id, m)
+    }
+    let changed = isNew
+    if (news.addrs.length > 0 && (m.addrs.length === 0 || news.lastSeen >= m.lastSeen) && news.addrs.join() !== m.addrs.join()) {
+      m.addrs = news.addrs
+      changed = true
+    }
+    // Persist last-seen at most every 10 s per member: it is advisory.
+    if (news.lastSeen - m.lastSeen > 10000) changed = true
+    m.lastSeen = Math.max(m.lastSeen, news.lastSeen)
+    if ((news.retiredAt ?? 0) > (m.retiredAt ?? 0)) {
+      m.retiredAt = news.retiredAt
+      changed = true
+    }
+    if (changed) this.store.saveMember(m)
+    if (isNew) this.events.onNewMember?.(m)
+    return m
+  }
+
+  /** Retire a member for good: consistent reads stop waiting for it; its counts stay. */
+  retire (id: string, now: number): boolean {
+    const m = this.members.get(id)
+    if (m === undefined || id === this.id) return false
+    m.retiredAt = Math.max(now, m.lastSeen + 1)
+    this.store.saveMember(m)
+    return true
+  }
+
+  /** Members a consistent read must hear from (all but self and retired). */
+  activeMembers (): Member[] {
+    return [...this.members.values()].filter(m => m.id !== this.id && !isRetired(m))
+  }
+}
+
+export type { Entry, StoredEntry }

@@ -1,0 +1,22 @@
+// Input rules shared by the HTTP API, the CLI and the wire codec.
+
+const NAME_RE = /^[A-Za-z0-9._~-]{1,200}$/
+const INT_RE = /^[0-9]{1,16}$/
+export const MAX_INCREMENT = BigInt(Number.MAX_SAFE_INTEGER)
+
+export function isValidName (name: string): boolean {
+  return NAME_RE.test(name)
+}
+
+/**
+ * Parse an increment: decimal digits only, 1 <= N <= 2^53-1. Returns undefined
+ * for anything else (0, sign, fraction, exponent, hex, overflow, junk).
+ */
+export function parseIncrement (v: unknown): bigint | undefined {
+  if (typeof v === 'number') {
+    return Number.isSafeInteger(v) && v >= 1 ? BigInt(v) : undefined
+  }
+  if (typeof v !== 'string' || !INT_RE.test(v)) return undefined
+  const n = BigInt(v)
+  return n >= 1n && n <= MAX_INCREMENT ? n : undefined
+}
