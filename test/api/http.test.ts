@@ -1,0 +1,115 @@
+// The HTTP contract (SPEC §2) against one real countd process.
+import { strict as assert } from 'node:assert'
+import { Cluster, type CountdNode } from '../../scripts/cluster.js'
+
+interface Reply { status: number, type: string, body: string }
+
+async function call (node: CountdNode, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(`${node.url}${path}`, { method, body, headers })
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() }
+}
+
+describe('HTTP API', function () {
+  this.timeout(60000)
+  let cluster: Cluster
+  let n: CountdNode
+
+  before(async () => {
+    cluster = await Cluster.start({ nodes: 1 })
+    n = cluster.nodes[0]
+  })
+  after(async () => { await cluster?.stop() })
+
+  it('accepts every documented increment form', async () => {
+    assert.deepEqual(await call(n, 'POST', '/counter/forms'), { status: 200, type: 'text/plain; charset=utf-8', body: '1' })
+    assert.equal((await call(n, 'POST', '/counter/forms', '5')).body, '6')
+    // curl -d sends form-urlencoded: still plain text.
+    assert.equal((await call(n, 'POST', '/counter/forms', '4', { 'Content-Type': 'application/x-www-form-urlencoded' })).body, '10')
+    assert.equal((await call(n, 'POST', '/counter/forms', '{"value": 10}', { 'Content-Type': 'application/json' })).body, '20')
+    assert.equal((await call(n, 'POST', '/counter/forms', '{"value":1}', { 'Content-Type': 'application/json; charset=utf-8' })).body, '21')
+    assert.equal((await call(n, 'POST', '/counter/forms?by=9')).body, '30')
+    assert.equal((await call(n, 'POST', '/counter/forms', ' 70\n')).body, '100')
+    assert.equal((await call(n, 'GET', '/counter/forms/value')).body, '100')
+  })
+
+  it('reads: unknown counters are 0, JSON views carry replicas', async () => {
+    assert.equal((await call(n, 'GET', '/counter/never-seen/value')).body, '0')
+    await call(n, 'POST', '/counter/view', '3')
+    const view = JSON.parse((await call(n, 'GET', '/counter/view')).body)
+    assert.deepEqual(view, { name: 'view', value: 3, replicas: { [n.peerId]: 3 } })
+    const list = JSON.parse((await call(n, 'GET', '/counters')).body) as Array<{ name: string, value: number }>
+    assert.ok(list.some(c => c.name === 'view' && c.value === 3))
+    assert.equal((await call(n, 'GET', '/health')).body, 'ok')
+    const status = JSON.parse((await call(n, 'GET', '/status')).body)
+    assert.equal(status.id, n.peerId)
+    assert.ok(Array.isArray(status.peers) && Array.isArray(status.members) && typeof status.uptimeSec === 'number')
+    const metrics = await call(n, 'GET', '/metrics')
+    assert.match(metrics.body, /^countd_increments_total \d+/m)
+  })
+
+  it('batch POST /counters is all-or-nothing', async () => {
+    const ok = await call(n, 'POST', '/counters', '{"b1": 3, "b2": 10}', { 'Content-Type': 'application/json' })
+    assert.equal(ok.status, 200)
+    assert.deepEqual(JSON.parse(ok.body), { b1: 3, b2: 10 })
+    const bad = await call(n, 'POST', '/counters', '{"b1": 3, "b2": 0}', { 'Content-Type': 'application/json' })
+    assert.equal(bad.status, 400)
+    assert.equal((await call(n, 'GET', '/counter/b1/value')).body, '3')
+    const nd = await call(n, 'POST', '/counters', '{"name":"b1","value":2}\n{"name":"b3","value":1}\n', { 'Content-Type': 'application/x-ndjson' })
+    assert.deepEqual(JSON.parse(nd.body), { b1: 5, b3: 1 })
+  })
+
+  it('rejects hostile input with a 4xx JSON error and changes nothing', async () => {
+    await call(n, 'POST', '/counter/target', '7')
+    const before = await call(n, 'GET', '/counters')
+    const json = { 'Content-Type': 'application/json' }
+    const cases: Array<[string, string, string | undefined, Record<string, string>, number]> = [
+      ['POST', '/counter/target', '0', {}, 400],
+      ['POST', '/counter/target', '-1', {}, 400],
+      ['POST', '/counter/target', '1.5', {}, 400],
+      ['POST', '/counter/target', '1e3', {}, 400],
+      ['POST', '/counter/target', '0x10', {}, 400],
+      ['POST', '/counter/target', '9007199254740992', {}, 400],
+      ['POST', '/counter/target', '99999999999999999999999', {}, 400],
+      ['POST', '/counter/target', 'abc', {}, 400],
+      ['POST', '/counter/target', '+1', {}, 400],
+      ['POST', '/counter/target?by=0', undefined, {}, 400],
+      ['POST', '/counter/target?by=2', '3', {}, 400],
+      ['POST', '/counter/target', '{"value": 1', json, 400],
+      ['POST', '/counter/target', '{"value": 1e3}', json, 400],
+      ['POST', '/counter/target', '{"value": 2.5}', json, 400],
+      ['POST', '/counter/target', '{"value": -4}', json, 400],
+      ['POST', '/counter/target', '{"nope": 4}', json, 400],
+      ['POST', '/counter/target', '[1]', json, 400],
+      ['POST', '/counter/target', 'x'.repeat(70 * 1024), {}, 413],
+      ['POST', '/counter/bad%20name', '1', {}, 400],
+      ['POST', '/counter/' + 'a'.repeat(201), '1', {}, 400],
+      ['POST', '/counter/%E0%A4%A', '1', {}, 400],
+      ['GET', '/counter/bad$name/value', undefined, {}, 400],
+      ['GET', '/counter/target/consistent_value?timeout=-1', undefined, {}, 400],
+      ['GET', '/nope', undefined, {}, 404],
+      ['GET', '/counter/target/value/extra', undefined, {}, 404],
+      ['DELETE', '/counter/target', undefined, {}, 405],
+      ['PUT', '/counter/target/value', '1', {}, 405],
+      ['POST', '/config', '{"actors": "x"}', json, 400],
+      ['POST', '/config', 'not json', json, 400],
+      ['POST', '/config', '{"actors": ["/not/a/multiaddr"]}', json, 400],
+      ['POST', '/counters', '{"a": "x"}', json, 400],
+      ['POST', '/counters', '{}', json, 400],
+      ['DELETE', '/members/12D3KooWnotamember', undefined, {}, 404]
+    ]
+    for (const [method, path, body, headers, status] of cases) {
+      const r = await call(n, method, path, body, headers)
+      assert.equal(r.status, status, `${method} ${path} ${String(body).slice(0, 40)} -> ${r.status} ${r.body}`)
+      assert.equal(r.type, 'application/json', `${method} ${path}: error is JSON`)
+      assert.equal(typeof JSON.parse(r.body).error, 'string')
+    }
+    assert.equal((await call(n, 'GET', '/counter/target/value')).body, '7')
+    assert.deepEqual(await call(n, 'GET', '/counters'), before)
+    assert.equal((await call(n, 'GET', '/health')).status, 200, 'still alive')
+  })
+
+  it('a one-node cluster answers consistent reads at once', async () => {
+    await call(n, 'POST', '/counter/solo', '2')
+    assert.deepEqual(await call(n, 'GET', '/counter/solo/consistent_value'), { status: 200, type: 'text/plain; charset=utf-8', body: '2' })
+  })
+})
