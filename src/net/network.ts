@@ -148,7 +148,20 @@ export class Network {
     return { value: this.replica.value(name), unreachable: [...failed] }
   }
 
+  /** Read `name` from member `id`, retrying transient failures (a connection being replaced) until `signal` fires. */
   private async readFrom (id: string, name: string, signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.readOnce(id, name, signal)
+        return
+      } catch (err) {
+        if (signal.aborted) throw err
+        await new Promise(resolve => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)))
+      }
+    }
+  }
+
+  private async readOnce (id: string, name: string, signal: AbortSignal): Promise<void> {
     const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal })
     const { entries, members } = await requestState(stream, name, signal)
     this.replica.mergeRemote(entries)

@@ -1,0 +1,104 @@
+// The CLI as a user runs it: real processes, exit codes, one-line errors.
+import { strict as assert } from 'node:assert'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Cluster, CountdNode, countdBin, portBlock } from '../../scripts/cluster.js'
+
+interface Run { code: number | null, stdout: string, stderr: string, ms: number }
+
+async function countd (args: string[], env: Record<string, string> = {}, timeoutMs = 20000): Promise<Run> {
+  const started = Date.now()
+  return await new Promise(resolve => {
+    const p = spawn(process.execPath, [countdBin, ...args], { env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', d => { stdout += d })
+    p.stderr.on('data', d => { stderr += d })
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
+    p.on('exit', code => { clearTimeout(t); resolve({ code, stdout, stderr, ms: Date.now() - started }) })
+  })
+}
+
+function oneLine (r: Run): void {
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got: ${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+}
+
+describe('countd CLI', function () {
+  this.timeout(60000)
+  let cluster: Cluster
+  let api: string
+
+  before(async () => {
+    cluster = await Cluster.start({ nodes: 2 })
+    api = cluster.nodes[0].url
+  })
+  after(async () => { await cluster?.stop() })
+
+  it('inc prints the new value; get reads it back, also --consistent and via COUNTD_API', async () => {
+    assert.deepEqual(await countd(['inc', 'clicks', '--api', api]).then(r => [r.code, r.stdout]), [0, '1\n'])
+    assert.deepEqual(await countd(['inc', 'clicks', '--by', '41', '--api', api]).then(r => [r.code, r.stdout]), [0, '42\n'])
+    assert.deepEqual(await countd(['get', 'clicks', '--api', api]).then(r => [r.code, r.stdout]), [0, '42\n'])
+    const other = cluster.nodes[1].url
+    assert.deepEqual(await countd(['get', 'clicks', '--consistent'], { COUNTD_API: other }).then(r => [r.code, r.stdout]), [0, '42\n'])
+    const status = await countd(['status', '--json', '--api', api])
+    assert.equal(status.code, 0)
+    assert.equal(JSON.parse(status.stdout).id, cluster.nodes[0].peerId)
+  })
+
+  it('usage errors exit 2 with one line; runtime errors exit 1', async () => {
+    for (const args of [['inc', 'bad name', '--api', api], ['inc', 'x', '--by', '0', '--api', api], ['inc', 'x', '--by', '1.5'], ['start', '--bogus'], ['start', '--http', 'nope'], ['get', 'x', '--api', 'not a url'], ['frobnicate']]) {
+      const r = await countd(args)
+      assert.equal(r.code, 2, `${args.join(' ')} -> ${r.code} ${r.stderr}`)
+      oneLine(r)
+    }
+    const down = await countd(['get', 'x', '--api', 'http://127.0.0.1:1'])
+    assert.equal(down.code, 1)
+    oneLine(down)
+    assert.match(down.stderr, /cannot reach/)
+  })
+
+  it('refuses a data dir in use and a busy port with one clear line', async () => {
+    const busy = cluster.nodes[0]
+    const base = portBlock(2)
+    const locked = await countd(['start', '--data-dir', busy.opts.dataDir, '--http', `127.0.0.1:${base}`, '--listen', `/ip4/127.0.0.1/tcp/${base + 1}`])
+    assert.equal(locked.code, 1)
+    oneLine(locked)
+    assert.match(locked.stderr, /locked/)
+    const dir = mkdtempSync(join(tmpdir(), 'countd-cli-'))
+    try {
+      const port = await countd(['start', '--data-dir', dir, '--http', `127.0.0.1:${busy.opts.httpPort}`, '--listen', `/ip4/127.0.0.1/tcp/${base + 1}`])
+      assert.equal(port.code, 1)
+      oneLine(port)
+      assert.match(port.stderr, /in use/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('SIGTERM stops a node cleanly with exit 0 within 5 s, keeping its data', async () => {
+    const base = portBlock(2)
+    const dir = mkdtempSync(join(tmpdir(), 'countd-cli-'))
+    const node = new CountdNode({ name: 'term', dataDir: dir, httpPort: base, p2pPort: base + 1 })
+    try {
+      await node.start()
+      await fetch(`${node.url}/counter/kept`, { method: 'POST', body: '3' })
+      const t = Date.now()
+      assert.equal(await node.stop(), 0)
+      assert.ok(Date.now() - t < 5000)
+      await node.start()
+      assert.equal(await (await fetch(`${node.url}/counter/kept/value`)).text(), '3')
+    } finally {
+      await node.kill()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('--version prints the package version', async () => {
+    const r = await countd(['--version'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/)
+  })
+})
