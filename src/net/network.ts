@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import type { Replica } from '../replica.js'
 import { createNode, type CountdLibp2p } from './node.js'
 import { DeltaGossip } from './gossip.js'
-import { SYNC_PROTOCOL, runSync, serveSync, type SyncHost } from './sync.js'
+import { SYNC_PROTOCOL, SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost } from './sync.js'
 import { READ_PROTOCOL, requestState, serveState } from './read.js'
 import { parsePeerAddr, withoutPeerId } from './addr.js'
 import { metrics } from '../metrics.js'
@@ -29,8 +29,7 @@ export interface ConsistentResult {
 
 interface Backoff { nextAt: number, delayMs: number }
 const MIN_BACKOFF_MS = 250
-const MAX_BACKOFF_MS = 4000
-const SYNC_TIMEOUT_MS = 30000
+const MAX_BACKOFF_MS = 2000
 
 export class Network {
   private node!: CountdLibp2p
@@ -94,19 +93,44 @@ export class Network {
     return this.node.getConnections().some(c => c.remotePeer.toString() === id && c.status === 'open')
   }
 
-  /** Dial each address now (POST /config, `--peers`); returns per-address errors. */
+  /**
+   * Dial each address now (POST /config, `--peers`); returns per-address
+   * errors. Unreachable ones join the seeds and keep being retried.
+   */
   async connect (addrs: Multiaddr[]): Promise<string[]> {
     const errors: string[] = []
     await Promise.all(addrs.map(async ma => {
       try {
         await this.node.dial(ma, { signal: AbortSignal.timeout(5000) })
       } catch (err: any) {
+        if (await this.connectViaHttp(ma)) return
         errors.push(`${ma.toString()}: ${err.message}`)
+        if (!this.seeds.some(s => s.equals(ma))) this.seeds.push(ma)
       }
     }))
-    // Keep trying the ones that failed, as for --peers.
-    for (const ma of addrs) if (!this.seeds.some(s => s.equals(ma))) this.seeds.push(ma)
     return errors
+  }
+
+  /**
+   * Challenge-style configs often list the HTTP address of each actor
+   * ("host:7777"). If `ma` is a countd HTTP API, dial the libp2p addresses
+   * its /status reports instead.
+   */
+  private async connectViaHttp (ma: Multiaddr): Promise<boolean> {
+    const m = /^\/(?:ip4|dns4|dns)\/([^/]+)\/tcp\/(\d+)$/.exec(ma.toString()) ?? /^\/ip6\/([^/]+)\/tcp\/(\d+)$/.exec(ma.toString())
+    if (m === null) return false
+    const host = ma.toString().startsWith('/ip6/') ? `[${m[1]}]` : m[1]
+    try {
+      const res = await fetch(`http://${host}:${m[2]}/status`, { signal: AbortSignal.timeout(2000) })
+      const status = await res.json() as { id?: unknown, listen?: unknown }
+      if (typeof status.id !== 'string' || !Array.isArray(status.listen)) return false
+      const peer = peerIdFromString(status.id)
+      await this.node.peerStore.merge(peer, { multiaddrs: status.listen.filter((a): a is string => typeof a === 'string').map(a => multiaddr(a)) })
+      await this.node.dial(peer, { signal: AbortSignal.timeout(5000) })
+      return true
+    } catch {
+      return false
+    }
   }
 
   async stop (): Promise<void> {
@@ -236,9 +260,8 @@ export class Network {
     if (this.syncing.has(id) || this.stopped) return
     this.syncing.add(id)
     try {
-      const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
-      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal })
-      await runSync(this.syncHost, stream, peer, signal)
+      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
+      await runSync(this.syncHost, stream, peer)
     } catch (err: any) {
       this.log.debug({ peer: id, err: err.message }, 'sync failed')
     } finally {

@@ -24,6 +24,7 @@ export async function createNode (privateKey: PrivateKey, listen: string[]): Pro
     connectionMonitor: {
       // Detect dead links (pauses, partitions) quickly so redial kicks in.
       pingInterval: 2000,
+      pingTimeout: { minTimeout: 2000, maxTimeout: 5000 },
       abortConnectionOnPingFailure: true
     },
     services: {

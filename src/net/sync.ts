@@ -23,6 +23,12 @@ import { metrics } from '../metrics.js'
 export const SYNC_PROTOCOL = '/countd/sync/1'
 export const MAX_FRAME = 32 * 1024 * 1024
 const ENTRIES_PER_FRAME = 10000
+/**
+ * Every read or write of a sync exchange must finish within this, so an
+ * exchange stuck on a dead link (pause, partition) gives way quickly to the
+ * next one, while a large exchange on a live link may take as long as needed.
+ */
+export const SYNC_STEP_TIMEOUT_MS = 5000
 /** Keep descending while the average number of counters per node exceeds this. */
 const DESCEND_WHILE_COUNTERS_PER_NODE = 4
 
@@ -36,16 +42,16 @@ export interface SyncHost {
 }
 
 class Framed {
-  constructor (private readonly lp: LengthPrefixedStream<Stream>, private readonly signal: AbortSignal) {}
+  constructor (private readonly lp: LengthPrefixedStream<Stream>) {}
 
   async write (frame: Record<string, unknown>): Promise<void> {
     const bytes = encodeFrame(frame)
     metrics.syncBytes.inc({ direction: 'out' }, bytes.length)
-    await this.lp.write(bytes, { signal: this.signal })
+    await this.lp.write(bytes, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
   }
 
   async read (kind?: string): Promise<Record<string, unknown>> {
-    const buf = await this.lp.read({ signal: this.signal })
+    const buf = await this.lp.read({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncBytes.inc({ direction: 'in' }, buf.byteLength)
     const f = decodeFrame(buf.subarray())
     if (kind !== undefined && f.k !== kind) throw new ProtocolError(`expected ${kind} frame, got ${String(f.k)}`)
@@ -125,8 +131,8 @@ function mergeReceived (host: SyncHost, entries: StoredEntry[]): void {
 }
 
 /** Run one anti-entropy exchange with `peer` as the initiator. */
-export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, signal: AbortSignal): Promise<void> {
-  const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }), signal)
+export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): Promise<void> {
+  const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }))
   const { digest } = host.replica
   try {
     await io.write({ ...helloFrame(host), h: hashBytes(digest.hashes(0, [0])) })
@@ -151,7 +157,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, s
       await io.writeEntries(mine, { d: depth, n: differing })
       mergeReceived(host, (await io.readEntries()).entries)
     }
-    await stream.close({ signal })
+    await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : 'repaired' })
   } catch (err) {
     metrics.syncRounds.inc({ role: 'initiator', outcome: 'error' })
@@ -162,8 +168,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, s
 
 /** Serve one anti-entropy exchange as the responder. */
 export async function serveSync (host: SyncHost, stream: Stream, connection: Connection): Promise<void> {
-  const signal = AbortSignal.timeout(60000)
-  const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }), signal)
+  const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }))
   const { digest } = host.replica
   try {
     const hello = await io.read('hello')
@@ -197,7 +202,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       await io.writeEntries(newerThan(mine, theirs))
       break
     }
-    await stream.close({ signal })
+    await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'responder', outcome: 'ok' })
   } catch (err) {
     metrics.syncRounds.inc({ role: 'responder', outcome: 'error' })

@@ -155,3 +155,30 @@ describe('membership survives restarts', function () {
     }
   })
 })
+
+describe('POST /config bootstrap (challenge style)', function () {
+  this.timeout(60000)
+
+  it('joins nodes started without peers, by p2p host:port or by HTTP address', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const dir = mkdtempSync(join(tmpdir(), 'countd-config-'))
+    const base = portBlock(6)
+    const nodes = [0, 1, 2].map(i => new CountdNode({ name: `c${i}`, dataDir: join(dir, `c${i}`), httpPort: base + i, p2pPort: base + 3 + i }))
+    try {
+      await Promise.all(nodes.map(async n => await n.start()))
+      const [a, b, c] = nodes
+      const post = async (n: CountdNode, actors: string[]): Promise<number> =>
+        (await fetch(`${n.url}/config`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ actors }) })).status
+      assert.equal(await post(b, [a.hostPort]), 204)
+      assert.equal(await post(c, [`127.0.0.1:${a.opts.httpPort}`]), 204)
+      await inc(a.url, 'cfg', 2)
+      await inc(c.url, 'cfg', 3)
+      await waitFor(async () => await allEqual(nodes, 'cfg', 5n), 5000)
+      assert.deepEqual(await consistent(b.url, 'cfg'), { status: 200, body: '5' })
+    } finally {
+      await Promise.all(nodes.map(async n => await n.kill()))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
