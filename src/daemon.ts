@@ -12,9 +12,8 @@ import { parsePeerAddr } from './net/addr.js'
 import { createApi } from './api/server.js'
 import type { ClusterView } from './api/cluster-view.js'
 import { metrics } from './metrics.js'
+import { StartupError } from './errors.js'
 
-/** A start-up failure a user can act on: printed as one line, exit 1. */
-export class StartupError extends Error {}
 
 const STOP_DEADLINE_MS = 4500
 

@@ -14,7 +14,7 @@ export async function callApi (api: string, method: string, path: string, body?:
     const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs), headers: body !== undefined ? { 'Content-Type': 'text/plain' } : {} })
     return { status: res.status, text: await res.text() }
   } catch (err: any) {
-    const why = err?.cause?.code ?? err?.name ?? err?.message
+    const why = err?.cause?.code ?? err?.cause?.message ?? err?.message
     throw new CliError(`cannot reach the countd API at ${api} (${String(why)})`)
   }
 }

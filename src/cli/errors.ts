@@ -1,6 +1,5 @@
 import { UsageError } from '../config.js'
-import { StartupError } from '../daemon.js'
-import { DataDirLockedError } from '../store/store.js'
+import { StartupError } from '../errors.js'
 
 /** A failure that is the user's to fix (exit 2) or the world's (exit 1): one line, no stack. */
 export class CliError extends Error {
@@ -9,7 +8,7 @@ export class CliError extends Error {
 
 export function exitWith (err: unknown): never {
   const code = err instanceof UsageError ? 2 : err instanceof CliError ? err.exitCode : 1
-  const known = err instanceof UsageError || err instanceof CliError || err instanceof StartupError || err instanceof DataDirLockedError
+  const known = err instanceof UsageError || err instanceof CliError || err instanceof StartupError
   const message = err instanceof Error ? err.message : String(err)
   process.stderr.write(`countd: ${message}\n`)
   if (!known && process.env.COUNTD_DEBUG !== undefined && err instanceof Error) process.stderr.write(`${err.stack}\n`)

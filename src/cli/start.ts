@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander'
 import { buildConfig, type StartFlags } from '../config.js'
 import { createLogger } from '../log.js'
-import { Daemon, stopOnSignals } from '../daemon.js'
 import { exitWith } from './errors.js'
 
 export function startCommand (): Command {
@@ -19,6 +18,8 @@ export function startCommand (): Command {
       try {
         const cfg = buildConfig(flags)
         const log = createLogger(cfg.logLevel)
+        // Loaded here so client commands start without libp2p and LevelDB.
+        const { Daemon, stopOnSignals } = await import('../daemon.js')
         const daemon = await Daemon.start(cfg, log)
         stopOnSignals(daemon)
       } catch (err) {

@@ -12,6 +12,8 @@
 // always be fetched again from the cluster, so losing the tail is harmless.
 import { mkdirSync } from 'node:fs'
 import { Level } from 'level'
+import { DataDirLockedError } from '../errors.js'
+export { DataDirLockedError }
 
 export interface StoredEntry {
   name: string
@@ -29,11 +31,6 @@ export interface MemberRecord {
 
 type BatchOp = { type: 'put', key: string, value: string } | { type: 'del', key: string }
 
-export class DataDirLockedError extends Error {
-  constructor (dir: string) {
-    super(`data dir ${dir} is locked: another countd is using it`)
-  }
-}
 
 const counterKey = (name: string, replica: string): string => `c/${name}/${replica}`
 const memberKey = (id: string): string => `m/${id}`

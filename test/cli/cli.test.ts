@@ -54,7 +54,7 @@ describe('countd CLI', function () {
       assert.equal(r.code, 2, `${args.join(' ')} -> ${r.code} ${r.stderr}`)
       oneLine(r)
     }
-    const down = await countd(['get', 'x', '--api', 'http://127.0.0.1:1'])
+    const down = await countd(['get', 'x', '--api', `http://127.0.0.1:${portBlock(1)}`])
     assert.equal(down.code, 1)
     oneLine(down)
     assert.match(down.stderr, /cannot reach/)
