@@ -92,19 +92,23 @@ export class Replica {
 
   // ---- remote state ----
 
-  /** Merge entries from a peer; persist (lazily) and return those that grew here. */
-  mergeRemote (entries: StoredEntry[]): StoredEntry[] {
+  /**
+   * Merge entries from a peer; resolves with those that grew here. They are
+   * handed to LevelDB first and become visible in the same tick LevelDB has
+   * them, so a value shown to a client survives a killed process.
+   */
+  async mergeRemote (entries: StoredEntry[]): Promise<StoredEntry[]> {
+    const candidates = entries.filter(e => e.count > (this.counters.get(e.name)?.count(e.replica) ?? 0n))
+    if (candidates.length === 0) return []
     const grown: StoredEntry[] = []
-    for (const e of entries) {
-      if (this.apply(e.name, e.replica, e.count)) {
+    await this.store.writeLazy(candidates, () => {
+      for (const e of candidates) {
+        if (!this.apply(e.name, e.replica, e.count)) continue
         grown.push(e)
         if (e.replica === this.id && e.count > (this.ownCounts.get(e.name) ?? 0n)) this.ownCounts.set(e.name, e.count)
       }
-    }
-    if (grown.length > 0) {
-      this.store.writeLazy(grown)
-      this.stats.remoteEntriesMerged += grown.length
-    }
+    })
+    this.stats.remoteEntriesMerged += grown.length
     return grown
   }
 

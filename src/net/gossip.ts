@@ -70,7 +70,9 @@ export class DeltaGossip {
       metrics.deltaBytesReceived.inc(msg.data.length)
       const lag = Date.now() - delta.sentAt
       if (lag >= 0 && lag < 3600_000) metrics.replicationLag.observe(lag / 1000)
-      this.replica.mergeRemote(delta.deltas.map(([name, count]) => ({ name, replica: delta.origin, count })))
+      void this.replica.mergeRemote(delta.deltas.map(([name, count]) => ({ name, replica: delta.origin, count }))).catch(err => {
+        this.log.warn({ err: err.message }, 'could not persist gossiped delta')
+      })
       this.replica.noteMember(delta.origin, undefined, Date.now())
     } catch (err: any) {
       this.log.debug({ err: err.message }, 'dropped malformed delta')

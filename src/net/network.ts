@@ -188,7 +188,7 @@ export class Network {
   private async readOnce (id: string, name: string, signal: AbortSignal): Promise<void> {
     const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal })
     const { entries, members } = await requestState(stream, name, signal)
-    this.replica.mergeRemote(entries)
+    await this.replica.mergeRemote(entries)
     for (const m of members) this.replica.mergeMember(m)
     this.replica.noteMember(id, undefined, Date.now())
   }

@@ -125,8 +125,8 @@ function newerThan (mine: StoredEntry[], theirs: StoredEntry[]): StoredEntry[] {
   return mine.filter(e => e.count > (seen.get(`${e.name}/${e.replica}`) ?? 0n))
 }
 
-function mergeReceived (host: SyncHost, entries: StoredEntry[]): void {
-  const grown = host.replica.mergeRemote(entries)
+async function mergeReceived (host: SyncHost, entries: StoredEntry[]): Promise<void> {
+  const grown = await host.replica.mergeRemote(entries)
   metrics.syncEntriesReceived.inc(grown.length)
 }
 
@@ -155,7 +155,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): 
     } else {
       const mine = host.replica.entriesUnder(depth, new Set(differing))
       await io.writeEntries(mine, { d: depth, n: differing })
-      mergeReceived(host, (await io.readEntries()).entries)
+      await mergeReceived(host, (await io.readEntries()).entries)
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : 'repaired' })
@@ -198,7 +198,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       const theirs = unpackEntries(f)
       if (f.end !== true) for (const e of (await io.readEntries()).entries) theirs.push(e)
       const mine = host.replica.entriesUnder(d, new Set(n as number[]))
-      mergeReceived(host, theirs)
+      await mergeReceived(host, theirs)
       await io.writeEntries(newerThan(mine, theirs))
       break
     }
