@@ -16,6 +16,8 @@ export interface Config {
   gossipBatchMs: number
   /** Period of anti-entropy with every connected peer. */
   syncIntervalMs: number
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyWindowSec: number
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */
@@ -28,6 +30,8 @@ export interface StartFlags {
   consistentTimeout: string
   gossipBatchMs: string
   syncIntervalMs: string
+  /** Default 86400 (24 h). */
+  idempotencyWindow?: string
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -71,6 +75,7 @@ export function buildConfig (f: StartFlags): Config {
     logLevel: level,
     consistentTimeoutSec: positiveNumber(f.consistentTimeout, 'consistent timeout', 300),
     gossipBatchMs: positiveNumber(f.gossipBatchMs, 'gossip batch', 1000),
-    syncIntervalMs: positiveNumber(f.syncIntervalMs, 'sync interval', 600000)
+    syncIntervalMs: positiveNumber(f.syncIntervalMs, 'sync interval', 600000),
+    idempotencyWindowSec: positiveNumber(f.idempotencyWindow ?? '86400', 'idempotency window', 365 * 86400)
   }
 }

@@ -16,9 +16,12 @@ import { StartupError } from './errors.js'
 
 
 const STOP_DEADLINE_MS = 4500
+/** Expired Idempotency-Key records are deleted this often. */
+const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000
 
 export class Daemon {
   private stopping: Promise<void> | undefined
+  sweeper: NodeJS.Timeout | undefined
 
   private constructor (
     readonly replica: Replica,
@@ -34,6 +37,7 @@ export class Daemon {
     try {
       const key = await loadIdentity(store)
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
+      replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
       await replica.load()
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
@@ -64,6 +68,9 @@ export class Daemon {
           : err
       }
       const daemon = new Daemon(replica, store, network, server, log)
+      daemon.sweeper = setInterval(() => {
+        store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
+      }, IDEMPOTENCY_SWEEP_MS).unref()
       replica.events.onFatal = err => { daemon.fatal(err) }
       log.info({
         peerId: replica.id,
@@ -88,6 +95,7 @@ export class Daemon {
 
   private async doStop (): Promise<void> {
     this.log.info('stopping')
+    clearInterval(this.sweeper)
     const closed = new Promise<void>(resolve => this.server.close(() => { resolve() }))
     this.server.closeIdleConnections()
     // Requests in flight finish (their increments are already queued for commit).

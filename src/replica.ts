@@ -3,7 +3,7 @@
 // only to this object; it uses the pure CRDT and the store.
 import { GCounter, type Entry } from './crdt/gcounter.js'
 import { DigestTree, leafOf, BITS_PER_LEVEL, DEPTH } from './crdt/digest.js'
-import type { Store, StoredEntry, MemberRecord } from './store/store.js'
+import type { Store, StoredEntry, MemberRecord, IdempotencyRecord } from './store/store.js'
 
 export type Member = MemberRecord
 
@@ -15,6 +15,9 @@ export type Member = MemberRecord
 export function isRetired (m: Member): boolean {
   return (m.retiredAt ?? 0) > m.lastSeen
 }
+
+/** A retry reused an Idempotency-Key for a different increment. */
+export class IdempotencyConflictError extends Error {}
 
 export interface ReplicaEvents {
   /** Own increments that became durable (full new counts): to be gossiped. */
@@ -32,6 +35,10 @@ export class Replica {
   /** Own count per counter including increments not yet durable. */
   private readonly ownCounts = new Map<string, bigint>()
   events: ReplicaEvents = {}
+  /** How long an Idempotency-Key is remembered (ms). */
+  idempotencyWindowMs = 24 * 3600 * 1000
+  /** Keyed increments not yet durable: a concurrent retry waits for the first. */
+  private readonly pendingKeyed = new Map<string, Promise<bigint>>()
   stats = { incrementsAccepted: 0, remoteEntriesMerged: 0 }
 
   constructor (readonly id: string, private readonly store: Store) {}
@@ -63,18 +70,56 @@ export class Replica {
   }
 
   /**
+   * An increment that counts once per `key` within the idempotency window
+   * (per node): a retry gets the first answer back. The answer is stored in
+   * the same synced batch as the increment, so this holds across crashes.
+   */
+  async incrementOnce (key: string, name: string, by: bigint, now: number): Promise<bigint> {
+    const pending = this.pendingKeyed.get(key)
+    if (pending !== undefined) {
+      await pending.catch(() => {})
+      return await this.incrementOnce(key, name, by, now)
+    }
+    const done = this.keyedIncrement(key, name, by, now)
+    this.pendingKeyed.set(key, done)
+    try {
+      return await done
+    } finally {
+      this.pendingKeyed.delete(key)
+    }
+  }
+
+  private async keyedIncrement (key: string, name: string, by: bigint, now: number): Promise<bigint> {
+    const prior = await this.store.idempotencyRecord(key)
+    if (prior !== undefined && prior.expiresAt > now) {
+      if (prior.name !== name || prior.by !== by.toString()) {
+        throw new IdempotencyConflictError(`Idempotency-Key was first used for +${prior.by} on "${prior.name}"`)
+      }
+      return BigInt(prior.value)
+    }
+    // The answer must be stored with the increment, before the value is
+    // known for sure: use the value this increment produces over what is
+    // visible plus own increments still in flight.
+    const inFlight = (this.ownCounts.get(name) ?? 0n) - (this.counters.get(name)?.count(this.id) ?? 0n)
+    const value = this.value(name) + inFlight + by
+    const record: IdempotencyRecord = { name, by: by.toString(), value: value.toString(), expiresAt: now + this.idempotencyWindowMs }
+    await this.incrementMany([[name, by]], [[key, record]])
+    return value
+  }
+
+  /**
    * Add every (name, by) atomically and durably; resolve with each counter's
    * new local value once the batch is fsync'd. Nothing is visible (to reads
    * or peers) before it is durable, so values never go down after a crash.
    */
-  async incrementMany (items: Array<[string, bigint]>): Promise<bigint[]> {
+  async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
     const entries: StoredEntry[] = items.map(([name, by]) => {
       const count = (this.ownCounts.get(name) ?? 0n) + by
       this.ownCounts.set(name, count)
       return { name, replica: this.id, count }
     })
     try {
-      await this.store.writeDurable(entries)
+      await this.store.writeDurable(entries, records)
     } catch (err: any) {
       // Counts already handed out above can no longer be trusted; the
       // daemon stops rather than ack or reuse them.

@@ -2,7 +2,7 @@
 // of string operations and one awaited group commit. See README "HTTP API".
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import type { Replica } from '../replica.js'
-import { isRetired } from '../replica.js'
+import { isRetired, IdempotencyConflictError } from '../replica.js'
 import type { ClusterView } from './cluster-view.js'
 import { HttpError, badRequest } from './errors.js'
 import { toJson } from './json.js'
@@ -216,6 +216,14 @@ async function readBatch (ctx: Ctx): Promise<Array<[string, bigint]>> {
   return [...items]
 }
 
+/** The Idempotency-Key header, if any: 1-255 visible ASCII characters. */
+function idempotencyKeyOf (req: IncomingMessage): string | undefined {
+  const key = req.headers['idempotency-key']
+  if (key === undefined) return undefined
+  if (typeof key !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(key)) throw badRequest('Idempotency-Key must be 1-255 visible ASCII characters')
+  return key
+}
+
 function parseTimeout (ctx: Ctx, defaultSec: number): number {
   const t = ctx.url.searchParams.get('timeout')
   if (t === null) return defaultSec * 1000
@@ -246,8 +254,18 @@ function buildRoutes (o: ApiOptions): Route[] {
     route('/counter/:name', {
       POST: async ctx => {
         const name = checkName(ctx.params[0])
+        const key = idempotencyKeyOf(ctx.req)
         const by = await readIncrement(ctx)
-        sendText(ctx.res, 200, (await replica.increment(name, by)).toString())
+        if (key === undefined) {
+          sendText(ctx.res, 200, (await replica.increment(name, by)).toString())
+          return
+        }
+        try {
+          sendText(ctx.res, 200, (await replica.incrementOnce(key, name, by, Date.now())).toString())
+        } catch (err) {
+          if (err instanceof IdempotencyConflictError) throw new HttpError(422, err.message)
+          throw err
+        }
       },
       GET: ctx => {
         const name = checkName(ctx.params[0])

@@ -4,6 +4,7 @@
 //   c/<name>/<replicaId>  -> decimal count      (one G-Counter entry)
 //   m/<replicaId>         -> JSON MemberRecord  (membership)
 //   meta/identity         -> hex of the libp2p private key (protobuf)
+//   i/<idempotency key>   -> JSON IdempotencyRecord (answer of a keyed increment)
 //
 // All writes go through a group writer: callers that arrive while a batch is
 // being written join the next batch, so N concurrent writers cost one LevelDB
@@ -31,6 +32,14 @@ export interface MemberRecord {
   retiredAt?: number
 }
 
+/** The first answer to an increment sent with an Idempotency-Key. */
+export interface IdempotencyRecord {
+  name: string
+  by: string
+  value: string
+  expiresAt: number
+}
+
 type BatchOp = { type: 'put', key: string, value: string, count?: bigint } | { type: 'del', key: string }
 
 interface Waiter {
@@ -43,6 +52,7 @@ interface Waiter {
 const counterKey = (name: string, replica: string): string => `c/${name}/${replica}`
 const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
+const idempotencyKey = (key: string): string => `i/${key}`
 
 function entryOp (e: StoredEntry): BatchOp {
   return { type: 'put', key: counterKey(e.name, e.replica), value: e.count.toString(), count: e.count }
@@ -154,9 +164,32 @@ export class Store {
     }
   }
 
-  /** Persist with fsync; resolves once the entries are durable. */
-  async writeDurable (entries: StoredEntry[]): Promise<void> {
-    await this.durable.write(entries.map(entryOp))
+  /** Persist with fsync (plus idempotency records, atomically); resolves once durable. */
+  async writeDurable (entries: StoredEntry[], records: Array<[string, IdempotencyRecord]> = []): Promise<void> {
+    const ops = entries.map(entryOp)
+    for (const [key, r] of records) ops.push({ type: 'put', key: idempotencyKey(key), value: JSON.stringify(r) })
+    await this.durable.write(ops)
+  }
+
+  // ---- idempotency records ----
+
+  async idempotencyRecord (key: string): Promise<IdempotencyRecord | undefined> {
+    const raw = await this.db.get(idempotencyKey(key))
+    return raw === undefined ? undefined : JSON.parse(raw)
+  }
+
+  /** Delete records that expired before `now`; returns how many. */
+  async sweepIdempotency (now: number): Promise<number> {
+    const dead: BatchOp[] = []
+    for await (const [key, value] of this.db.iterator({ gt: 'i/', lt: 'i0' })) {
+      try {
+        if ((JSON.parse(value) as IdempotencyRecord).expiresAt <= now) dead.push({ type: 'del', key })
+      } catch {
+        dead.push({ type: 'del', key })
+      }
+    }
+    if (dead.length > 0) await this.lazy.write(dead)
+    return dead.length
   }
 
   /**

@@ -113,3 +113,39 @@ describe('HTTP API', function () {
     assert.deepEqual(await call(n, 'GET', '/counter/solo/consistent_value'), { status: 200, type: 'text/plain; charset=utf-8', body: '2' })
   })
 })
+
+describe('Idempotency-Key', function () {
+  this.timeout(60000)
+  let cluster: Cluster
+  let n: CountdNode
+
+  before(async () => {
+    cluster = await Cluster.start({ nodes: 1 })
+    n = cluster.nodes[0]
+  })
+  after(async () => { await cluster?.stop() })
+
+  const keyed = async (key: string, body: string, name = 'idem'): Promise<Reply> => await call(n, 'POST', `/counter/${name}`, body, { 'Idempotency-Key': key })
+
+  it('a retry returns the first answer and counts once, also across kill -9', async () => {
+    assert.deepEqual((await keyed('k1', '5')).body, '5')
+    assert.deepEqual((await keyed('k1', '5')).body, '5')
+    assert.equal((await call(n, 'POST', '/counter/idem', '1')).body, '6')
+    // Concurrent retries of a new key: still once.
+    const answers = await Promise.all(Array.from({ length: 10 }, async () => (await keyed('k2', '10')).body))
+    assert.deepEqual(new Set(answers), new Set(['16']))
+    await n.kill('SIGKILL')
+    await n.start()
+    assert.equal((await keyed('k2', '10')).body, '16')
+    assert.equal((await call(n, 'GET', '/counter/idem/value')).body, '16')
+  })
+
+  it('rejects a key reused for another increment (422) and malformed keys (400)', async () => {
+    await keyed('k3', '2', 'idem2')
+    const reused = await keyed('k3', '3', 'idem2')
+    assert.equal(reused.status, 422)
+    assert.equal(typeof JSON.parse(reused.body).error, 'string')
+    assert.equal((await keyed('bad key with spaces', '1', 'idem2')).status, 400)
+    assert.equal((await call(n, 'GET', '/counter/idem2/value')).body, '2')
+  })
+})

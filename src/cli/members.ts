@@ -1,0 +1,51 @@
+import { Command } from 'commander'
+import { callApi, expectOk } from './client.js'
+import { apiOption } from './options.js'
+import { exitWith } from './errors.js'
+
+interface MemberView { id: string, self: boolean, connected: boolean, retired: boolean, lastSeen: string | null, addrs: string[], contribution: number | string }
+
+export function membersCommand (): Command {
+  return new Command('members')
+    .description('list members: id, addresses, connected?, last seen, contribution')
+    .option('--json', 'print the raw JSON')
+    .addOption(apiOption())
+    .action(async (o: { json?: boolean, api: string }) => {
+      try {
+        // Parse big contributions exactly: keep the raw digits.
+        const text = expectOk(await callApi(o.api, 'GET', 'members')).text
+        if (o.json === true) {
+          process.stdout.write(`${text}\n`)
+          return
+        }
+        const members = JSON.parse(text.replace(/"contribution":(\d+)/g, '"contribution":"$1"')) as MemberView[]
+        const rows = members.map(m => [
+          m.id,
+          m.self ? 'self' : m.retired ? 'retired' : m.connected ? 'connected' : 'disconnected',
+          m.lastSeen ?? 'never',
+          String(m.contribution),
+          m.addrs.join(',')
+        ])
+        const head = ['ID', 'STATE', 'LAST SEEN', 'CONTRIBUTION', 'ADDRESSES']
+        const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+        for (const r of [head, ...rows]) process.stdout.write(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n')
+      } catch (err) {
+        exitWith(err)
+      }
+    })
+}
+
+export function forgetCommand (): Command {
+  return new Command('forget')
+    .description('retire a member that is gone for good (its increments stay counted)')
+    .argument('<id>', 'member (replica) id')
+    .addOption(apiOption())
+    .action(async (id: string, o: { api: string }) => {
+      try {
+        expectOk(await callApi(o.api, 'DELETE', `members/${encodeURIComponent(id)}`))
+        process.stdout.write(`retired ${id}\n`)
+      } catch (err) {
+        exitWith(err)
+      }
+    })
+}
