@@ -1,0 +1,122 @@
+import { strict as assert } from 'node:assert'
+import { resolve } from 'node:path'
+import { buildConfig, parseHostPort, splitList, UsageError, type StartFlags } from '../src/config.js'
+
+function flags (over: Partial<StartFlags> = {}): StartFlags {
+  return {
+    dataDir: './countd-data',
+    http: '127.0.0.1:7777',
+    listen: '/ip4/0.0.0.0/tcp/7778',
+    logLevel: 'info',
+    consistentTimeout: '5',
+    gossipBatchMs: '5',
+    syncIntervalMs: '2000',
+    ...over
+  }
+}
+
+describe('config', () => {
+  describe('buildConfig', () => {
+    it('maps the defaults', () => {
+      const c = buildConfig(flags())
+      assert.equal(c.dataDir, resolve('./countd-data'))
+      assert.equal(c.httpHost, '127.0.0.1')
+      assert.equal(c.httpPort, 7777)
+      assert.deepEqual(c.listen, ['/ip4/0.0.0.0/tcp/7778'])
+      assert.deepEqual(c.peers, [])
+      assert.equal(c.logLevel, 'info')
+      assert.equal(c.consistentTimeoutSec, 5)
+      assert.equal(c.gossipBatchMs, 5)
+      assert.equal(c.syncIntervalMs, 2000)
+    })
+
+    it('accepts comma lists and repeated flags for --peers and --listen', () => {
+      const c = buildConfig(flags({
+        peers: ['10.0.0.2:7778,10.0.0.3', ' /ip4/10.0.0.4/tcp/7778 '],
+        listen: ['/ip4/0.0.0.0/tcp/7778,/ip6/::/tcp/7778', '/ip4/127.0.0.1/tcp/9000']
+      }))
+      assert.deepEqual(c.peers, ['10.0.0.2:7778', '10.0.0.3', '/ip4/10.0.0.4/tcp/7778'])
+      assert.deepEqual(c.listen, ['/ip4/0.0.0.0/tcp/7778', '/ip6/::/tcp/7778', '/ip4/127.0.0.1/tcp/9000'])
+      assert.deepEqual(buildConfig(flags({ peers: 'a:1,b:2' })).peers, ['a:1', 'b:2'])
+    })
+
+    it('parses --http host and port, and is case-insensitive for --log-level', () => {
+      const c = buildConfig(flags({ http: '0.0.0.0:8080', logLevel: 'DEBUG' }))
+      assert.equal(c.httpHost, '0.0.0.0')
+      assert.equal(c.httpPort, 8080)
+      assert.equal(c.logLevel, 'debug')
+    })
+
+    for (const http of ['nope', 'host:99999', 'host:', ':x', '127.0.0.1:-1', '127.0.0.1:80:80']) {
+      it(`rejects --http ${JSON.stringify(http)} with UsageError`, () => {
+        assert.throws(() => buildConfig(flags({ http })), (err: unknown) => {
+          assert.ok(err instanceof UsageError, String(err))
+          assert.match(err.message, /--http/)
+          return true
+        })
+      })
+    }
+
+    for (const listen of ['127.0.0.1:7778', '', ',', ['0.0.0.0:7778'], []] as Array<string | string[]>) {
+      it(`rejects --listen ${JSON.stringify(listen)} with UsageError`, () => {
+        assert.throws(() => buildConfig(flags({ listen })), UsageError)
+      })
+    }
+
+    for (const logLevel of ['verbose', '', 'inf0']) {
+      it(`rejects --log-level ${JSON.stringify(logLevel)} with UsageError`, () => {
+        assert.throws(() => buildConfig(flags({ logLevel })), (err: unknown) => {
+          assert.ok(err instanceof UsageError)
+          assert.match(err.message, /--log-level/)
+          return true
+        })
+      })
+    }
+
+    it('rejects an empty --data-dir', () => {
+      assert.throws(() => buildConfig(flags({ dataDir: '  ' })), UsageError)
+    })
+
+    for (const consistentTimeout of ['0', '-1', 'abc', '1e3', '301', '']) {
+      it(`rejects consistent timeout ${JSON.stringify(consistentTimeout)}`, () => {
+        assert.throws(() => buildConfig(flags({ consistentTimeout })), UsageError)
+      })
+    }
+
+    it('accepts a fractional consistent timeout', () => {
+      assert.equal(buildConfig(flags({ consistentTimeout: '0.5' })).consistentTimeoutSec, 0.5)
+    })
+  })
+
+  describe('parseHostPort', () => {
+    it('parses host:port, IPv6 in brackets and an empty host', () => {
+      assert.deepEqual(parseHostPort('127.0.0.1:7777', 'x'), { host: '127.0.0.1', port: 7777 })
+      assert.deepEqual(parseHostPort('localhost:0', 'x'), { host: 'localhost', port: 0 })
+      assert.deepEqual(parseHostPort('[::1]:8080', 'x'), { host: '::1', port: 8080 })
+      assert.deepEqual(parseHostPort(':9000', 'x'), { host: '127.0.0.1', port: 9000 })
+      assert.deepEqual(parseHostPort('h:65535', 'x'), { host: 'h', port: 65535 })
+    })
+
+    it('throws UsageError naming the flag and the input', () => {
+      for (const bad of ['nope', 'host:99999', 'h:65536', '::1:80', 'h:8a', '']) {
+        assert.throws(() => parseHostPort(bad, '--http'), (err: unknown) => {
+          assert.ok(err instanceof UsageError, `${bad}: ${String(err)}`)
+          assert.ok(err.message.includes('--http'))
+          assert.ok(err.message.includes(`"${bad}"`))
+          return true
+        })
+      }
+    })
+  })
+
+  describe('splitList', () => {
+    it('handles undefined, single values, commas, repeats and blanks', () => {
+      assert.deepEqual(splitList(undefined), [])
+      assert.deepEqual(splitList(''), [])
+      assert.deepEqual(splitList('a'), ['a'])
+      assert.deepEqual(splitList('a, b ,,c,'), ['a', 'b', 'c'])
+      assert.deepEqual(splitList(['a,b', 'c', ' ', 'd']), ['a', 'b', 'c', 'd'])
+      assert.deepEqual(splitList([]), [])
+    })
+  })
+})

@@ -1,0 +1,188 @@
+import { strict as assert } from 'node:assert'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Store, type StoredEntry } from '../../src/store/store.js'
+import { Replica, isRetired, type Member } from '../../src/replica.js'
+import { DigestTree, leafOf } from '../../src/crdt/digest.js'
+
+describe('Replica (with a real Store)', function () {
+  this.timeout(20000)
+  let dir: string
+  let stores: Store[] = []
+
+  async function openReplica (id = 'me'): Promise<{ r: Replica, s: Store }> {
+    const s = await Store.open(dir)
+    stores.push(s)
+    const r = new Replica(id, s)
+    await r.load()
+    return { r, s }
+  }
+  async function close (s: Store): Promise<void> {
+    await s.close()
+    stores = stores.filter(x => x !== s)
+  }
+
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-replica-')) })
+  afterEach(async () => {
+    for (const s of stores.splice(0)) await s.close().catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('incrementMany returns each counter\'s new value and reports the durable delta', async () => {
+    const { r } = await openReplica()
+    const deltas: StoredEntry[][] = []
+    r.events.onLocalDelta = (es) => { deltas.push(es) }
+    assert.deepEqual(await r.incrementMany([['a', 2n], ['b', 3n]]), [2n, 3n])
+    assert.deepEqual(await r.incrementMany([['a', 5n]]), [7n])
+    assert.equal(await r.increment('b', 2n ** 60n), 3n + 2n ** 60n)
+    assert.equal(r.value('a'), 7n)
+    assert.equal(r.value('unknown'), 0n)
+    assert.deepEqual(r.entriesOf('a'), [['me', 7n]])
+    assert.deepEqual(deltas[0], [{ name: 'a', replica: 'me', count: 2n }, { name: 'b', replica: 'me', count: 3n }])
+    assert.deepEqual(deltas[1], [{ name: 'a', replica: 'me', count: 7n }])
+  })
+
+  it('concurrent increments each get a distinct new value and none is lost', async () => {
+    const { r } = await openReplica()
+    const n = 100
+    const values = await Promise.all(Array.from({ length: n }, async () => await r.increment('hits', 1n)))
+    assert.equal(r.value('hits'), BigInt(n))
+    assert.deepEqual([...values].sort((x, y) => Number(x - y)), Array.from({ length: n }, (_, i) => BigInt(i + 1)))
+  })
+
+  it('mergeRemote returns only the entries that grew, and merges point-wise max', async () => {
+    const { r } = await openReplica()
+    await r.increment('hits', 4n)
+    const grown = await r.mergeRemote([
+      { name: 'hits', replica: 'p1', count: 10n },
+      { name: 'hits', replica: 'p2', count: 3n },
+      { name: 'other', replica: 'p1', count: 1n }
+    ])
+    assert.equal(grown.length, 3)
+    assert.equal(r.value('hits'), 17n)
+    const again = await r.mergeRemote([
+      { name: 'hits', replica: 'p1', count: 10n }, // same
+      { name: 'hits', replica: 'p2', count: 2n }, // older
+      { name: 'hits', replica: 'me', count: 1n }, // older copy of our own
+      { name: 'hits', replica: 'p2', count: 6n } // newer
+    ])
+    assert.deepEqual(again, [{ name: 'hits', replica: 'p2', count: 6n }])
+    assert.equal(r.value('hits'), 20n)
+    assert.deepEqual(await r.mergeRemote([{ name: 'hits', replica: 'p2', count: 6n }]), [])
+  })
+
+  it('contributors from remote state become members', async () => {
+    const { r } = await openReplica()
+    const seen: Member[] = []
+    r.events.onNewMember = (m) => { seen.push(m) }
+    await r.mergeRemote([{ name: 'x', replica: 'p9', count: 1n }])
+    assert.ok(r.members.has('p9'))
+    assert.deepEqual(seen.map(m => m.id), ['p9'])
+    assert.deepEqual(r.activeMembers().map(m => m.id), ['p9'])
+  })
+
+  it('a remote entry for our own id moves our next increment past it', async () => {
+    const { r } = await openReplica()
+    await r.increment('x', 1n)
+    await r.mergeRemote([{ name: 'x', replica: 'me', count: 10n }])
+    assert.equal(await r.increment('x', 1n), 11n)
+    assert.deepEqual(r.entriesOf('x'), [['me', 11n]])
+  })
+
+  it('the digest tracks every entry', async () => {
+    const { r } = await openReplica()
+    await r.incrementMany([['a', 1n], ['b', 2n]])
+    await r.increment('a', 3n)
+    await r.mergeRemote([{ name: 'a', replica: 'p', count: 5n }, { name: 'c', replica: 'p', count: 2n ** 70n }])
+    await r.mergeRemote([{ name: 'a', replica: 'p', count: 6n }])
+    const t = new DigestTree()
+    for (const [name, c] of r.counters) for (const [rep, count] of c.entries) t.update(leafOf(name), name, rep, 0n, count)
+    for (let d = 0; d < t.levels.length; d++) assert.deepEqual(r.digest.levels[d], t.levels[d])
+    assert.deepEqual(
+      r.entriesUnder(0, new Set([0])).map(e => `${e.name}/${e.replica}/${e.count}`).sort(),
+      ['a/me/4', 'a/p/6', 'b/me/2', `c/p/${2n ** 70n}`])
+  })
+
+  it('reload after close restores values, own counts and remote entries', async () => {
+    let { r, s } = await openReplica()
+    await r.increment('hits', 5n)
+    await r.increment('big', 2n ** 53n - 1n)
+    await r.increment('big', 2n ** 53n - 1n)
+    await r.mergeRemote([{ name: 'hits', replica: 'p1', count: 7n }])
+    await close(s)
+    ;({ r, s } = await openReplica())
+    assert.equal(r.value('hits'), 12n)
+    assert.equal(r.value('big'), 2n ** 54n - 2n)
+    assert.ok(r.members.has('me'))
+    assert.ok(r.members.has('p1'))
+    // own count continues from the persisted one
+    assert.equal(await r.increment('hits', 1n), 13n)
+    assert.deepEqual(r.entriesOf('hits').sort(), [['me', 6n], ['p1', 7n]])
+  })
+
+  it('an increment that cannot be made durable is rejected, reported and not counted', async () => {
+    const { r, s } = await openReplica()
+    await r.increment('x', 1n)
+    const fatal: Error[] = []
+    const deltas: StoredEntry[][] = []
+    r.events.onFatal = (e) => { fatal.push(e) }
+    r.events.onLocalDelta = (es) => { deltas.push(es) }
+    await close(s)
+    await assert.rejects(r.increment('x', 5n))
+    assert.equal(fatal.length, 1)
+    assert.equal(deltas.length, 0)
+    assert.equal(r.value('x'), 1n)
+  })
+
+  describe('retire / isRetired', () => {
+    it('isRetired compares retiredAt with lastSeen', () => {
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10 }), false)
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10, retiredAt: 11 }), true)
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10, retiredAt: 10 }), false)
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 12, retiredAt: 11 }), false)
+    })
+
+    it('retires a known member but never self or an unknown id; counts stay', async () => {
+      const { r } = await openReplica()
+      await r.mergeRemote([{ name: 'x', replica: 'p1', count: 3n }])
+      r.noteMember('p2', ['/ip4/10.0.0.2/tcp/7778'], 1000)
+      assert.equal(r.retire('me', 5000), false)
+      assert.equal(r.retire('nobody', 5000), false)
+      assert.ok(!r.members.has('nobody'))
+      assert.equal(r.retire('p1', 5000), true)
+      assert.ok(isRetired(r.members.get('p1')!))
+      assert.deepEqual(r.activeMembers().map(m => m.id), ['p2'])
+      assert.equal(r.value('x'), 3n)
+      // retiring at a time before the last sighting still retires it
+      assert.equal(r.retire('p2', 10), true)
+      assert.ok(isRetired(r.members.get('p2')!))
+      assert.deepEqual(r.activeMembers(), [])
+    })
+
+    it('a retired member seen again later is active again; retirement merges as max', async () => {
+      const { r } = await openReplica()
+      r.noteMember('p1', [], 1000)
+      r.retire('p1', 2000)
+      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 1500 })
+      assert.ok(isRetired(r.members.get('p1')!), 'an older sighting does not un-retire')
+      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 3000 })
+      assert.ok(!isRetired(r.members.get('p1')!))
+      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 0, retiredAt: 4000 })
+      assert.ok(isRetired(r.members.get('p1')!))
+      assert.equal(r.members.get('p1')!.retiredAt, 4000)
+    })
+
+    it('retirement survives a restart', async () => {
+      let { r, s } = await openReplica()
+      r.noteMember('p1', ['/ip4/10.0.0.1/tcp/7778'], 1000)
+      r.noteMember('p2', [], 1000)
+      r.retire('p1', 2000)
+      await close(s)
+      ;({ r, s } = await openReplica())
+      assert.ok(isRetired(r.members.get('p1')!))
+      assert.deepEqual(r.members.get('p1')!.addrs, ['/ip4/10.0.0.1/tcp/7778'])
+      assert.deepEqual(r.activeMembers().map(m => m.id), ['p2'])
+    })
+  })
+})
