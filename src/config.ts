@@ -18,6 +18,8 @@ export interface Config {
   syncIntervalMs: number
   /** How long an Idempotency-Key is remembered. */
   idempotencyWindowSec: number
+  /** Path of a libp2p private-network key (`countd keygen`), if any. */
+  swarmKeyFile?: string
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */
@@ -32,6 +34,7 @@ export interface StartFlags {
   syncIntervalMs: string
   /** Default 86400 (24 h). */
   idempotencyWindow?: string
+  swarmKey?: string
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -76,6 +79,7 @@ export function buildConfig (f: StartFlags): Config {
     consistentTimeoutSec: positiveNumber(f.consistentTimeout, 'consistent timeout', 300),
     gossipBatchMs: positiveNumber(f.gossipBatchMs, 'gossip batch', 1000),
     syncIntervalMs: positiveNumber(f.syncIntervalMs, 'sync interval', 600000),
-    idempotencyWindowSec: positiveNumber(f.idempotencyWindow ?? '86400', 'idempotency window', 365 * 86400)
+    idempotencyWindowSec: positiveNumber(f.idempotencyWindow ?? '86400', 'idempotency window', 365 * 86400),
+    ...(f.swarmKey !== undefined && f.swarmKey !== '' ? { swarmKeyFile: resolve(f.swarmKey) } : {})
   }
 }

@@ -1,5 +1,6 @@
 // Wires store, replica, network and HTTP API; owns start and stop.
 import type { Server } from 'node:http'
+import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -48,7 +49,8 @@ export class Daemon {
         listen: cfg.listen,
         peers: cfg.peers,
         gossipBatchMs: cfg.gossipBatchMs,
-        syncIntervalMs: cfg.syncIntervalMs
+        syncIntervalMs: cfg.syncIntervalMs,
+        swarmKey: cfg.swarmKeyFile !== undefined ? readSwarmKey(cfg.swarmKeyFile) : undefined
       }, log)
       const server = createApi({
         replica,
@@ -121,6 +123,20 @@ export function stopOnSignals (daemon: Daemon): void {
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
+}
+
+const SWARM_KEY_RE = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-fA-F]{64}\s*$/
+
+/** Read and check a swarm key file (the go-ipfs format `countd keygen` writes). */
+function readSwarmKey (file: string): Uint8Array {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err: any) {
+    throw new StartupError(`cannot read swarm key ${file}: ${err.code ?? err.message}`)
+  }
+  if (!SWARM_KEY_RE.test(text)) throw new StartupError(`${file} is not a swarm key (make one with: countd keygen --out ${file})`)
+  return new TextEncoder().encode(text)
 }
 
 async function loadIdentity (store: Store): Promise<PrivateKey> {

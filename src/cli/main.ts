@@ -8,6 +8,7 @@ import { getCommand } from './get.js'
 import { statusCommand } from './status.js'
 import { demoCommand } from './demo.js'
 import { membersCommand, forgetCommand } from './members.js'
+import { keygenCommand } from './keygen.js'
 import { exitWith } from './errors.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -17,7 +18,7 @@ const program = new Command('countd')
   .version(pkg.version, '-V, --version')
   .showSuggestionAfterError(true)
   .exitOverride()
-for (const cmd of [startCommand(), incCommand(), getCommand(), statusCommand(), membersCommand(), forgetCommand(), demoCommand()]) {
+for (const cmd of [startCommand(), incCommand(), getCommand(), statusCommand(), membersCommand(), forgetCommand(), keygenCommand(), demoCommand()]) {
   program.addCommand(cmd.exitOverride())
 }
 

@@ -19,6 +19,8 @@ export interface NetworkOptions {
   peers: string[]
   gossipBatchMs: number
   syncIntervalMs: number
+  /** Private-network key (pnet): only peers holding it can connect. */
+  swarmKey?: Uint8Array
 }
 
 export interface ConsistentResult {
@@ -61,7 +63,7 @@ export class Network {
   get peerId (): string { return this.replica.id }
 
   async start (): Promise<void> {
-    this.node = await createNode(this.privateKey, this.opts.listen)
+    this.node = await createNode(this.privateKey, this.opts.listen, this.opts.swarmKey)
     this.gossip = new DeltaGossip(this.node, this.replica, this.opts.gossipBatchMs, this.log)
     await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void serveSync(this.syncHost, stream, conn) }, { maxInboundStreams: 8 })
     await this.node.handle(READ_PROTOCOL, stream => { void serveState(this.replica, stream) }, { maxInboundStreams: 64 })

@@ -5,13 +5,16 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
 
 export type CountdLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, pubsub: GossipSub }>
 
-export async function createNode (privateKey: PrivateKey, listen: string[]): Promise<CountdLibp2p> {
+/** `swarmKey`: a libp2p private-network key; peers without the same key cannot connect. */
+export async function createNode (privateKey: PrivateKey, listen: string[], swarmKey?: Uint8Array): Promise<CountdLibp2p> {
   return await createLibp2p({
     privateKey,
+    ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
