@@ -20,6 +20,8 @@ export interface Config {
   idempotencyWindowSec: number
   /** Path of a libp2p private-network key (`countd keygen`), if any. */
   swarmKeyFile?: string
+  /** Bearer token required on every HTTP route but /health, if set. */
+  apiToken?: string
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */
@@ -35,6 +37,7 @@ export interface StartFlags {
   /** Default 86400 (24 h). */
   idempotencyWindow?: string
   swarmKey?: string
+  apiToken?: string
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -61,6 +64,16 @@ function positiveNumber (v: string, what: string, max: number): number {
   return n
 }
 
+function checkToken (t: string): string {
+  if (!/^[\x21-\x7e]{16,512}$/.test(t)) throw new UsageError('--api-token must be 16-512 visible ASCII characters')
+  return t
+}
+
+/** Loopback addresses, where the API is reachable from this machine only. */
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}
+
 export function buildConfig (f: StartFlags): Config {
   const { host, port } = parseHostPort(f.http, '--http')
   const listen = splitList(f.listen)
@@ -80,6 +93,7 @@ export function buildConfig (f: StartFlags): Config {
     gossipBatchMs: positiveNumber(f.gossipBatchMs, 'gossip batch', 1000),
     syncIntervalMs: positiveNumber(f.syncIntervalMs, 'sync interval', 600000),
     idempotencyWindowSec: positiveNumber(f.idempotencyWindow ?? '86400', 'idempotency window', 365 * 86400),
-    ...(f.swarmKey !== undefined && f.swarmKey !== '' ? { swarmKeyFile: resolve(f.swarmKey) } : {})
+    ...(f.swarmKey !== undefined && f.swarmKey !== '' ? { swarmKeyFile: resolve(f.swarmKey) } : {}),
+    ...(f.apiToken !== undefined && f.apiToken !== '' ? { apiToken: checkToken(f.apiToken) } : {})
   }
 }

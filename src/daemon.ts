@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import type { Config } from './config.js'
+import { isLoopbackHost, type Config } from './config.js'
 import { Store } from './store/store.js'
 import { Replica } from './replica.js'
 import { Network } from './net/network.js'
@@ -57,7 +57,8 @@ export class Daemon {
         cluster: clusterView(network),
         http: `${cfg.httpHost}:${cfg.httpPort}`,
         consistentTimeoutSec: cfg.consistentTimeoutSec,
-        startedAt: Date.now()
+        startedAt: Date.now(),
+        apiToken: cfg.apiToken
       })
       // HTTP first: a busy port fails fast, before we join the mesh.
       await listen(server, cfg.httpHost, cfg.httpPort)
@@ -68,6 +69,9 @@ export class Daemon {
         throw err.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(String(err.message))
           ? new StartupError(`p2p listen address in use: ${cfg.listen.join(', ')}`)
           : err
+      }
+      if (cfg.apiToken === undefined && !isLoopbackHost(cfg.httpHost)) {
+        log.warn({ http: `${cfg.httpHost}:${cfg.httpPort}` }, 'HTTP API is reachable beyond this machine without --api-token: anyone who reaches it can write')
       }
       const daemon = new Daemon(replica, store, network, server, log)
       daemon.sweeper = setInterval(() => {

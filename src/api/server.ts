@@ -1,6 +1,7 @@
 // The HTTP API on node:http (no framework): the increment path is a handful
 // of string operations and one awaited group commit. See README "HTTP API".
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Replica } from '../replica.js'
 import { isRetired, IdempotencyConflictError } from '../replica.js'
 import type { ClusterView } from './cluster-view.js'
@@ -19,6 +20,8 @@ export interface ApiOptions {
   http: string
   consistentTimeoutSec: number
   startedAt: number
+  /** If set, every route but /health needs `Authorization: Bearer <token>`. */
+  apiToken?: string
 }
 
 interface Ctx {
@@ -39,14 +42,24 @@ interface Route {
 
 export function createApi (o: ApiOptions): Server {
   const routes = buildRoutes(o)
-  const server = createServer((req, res) => { void dispatch(routes, req, res) })
+  const authorized = o.apiToken !== undefined ? bearerCheck(o.apiToken) : () => true
+  const server = createServer((req, res) => { void dispatch(routes, authorized, req, res) })
   server.keepAliveTimeout = 65000
   server.headersTimeout = 66000
   server.requestTimeout = 120000
   return server
 }
 
-async function dispatch (routes: Route[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Constant-time bearer token check (hashing first makes lengths equal). */
+function bearerCheck (token: string): (req: IncomingMessage) => boolean {
+  const want = createHash('sha256').update(token).digest()
+  return req => {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
+    return m !== null && timingSafeEqual(createHash('sha256').update(m[1]).digest(), want)
+  }
+}
+
+async function dispatch (routes: Route[], authorized: (req: IncomingMessage) => boolean, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now()
   let label = 'unknown'
   try {
@@ -62,19 +75,21 @@ async function dispatch (routes: Route[], req: IncomingMessage, res: ServerRespo
     } catch {
       throw badRequest('malformed URL encoding')
     }
-    let handler: Handler | undefined
+    let matched: Route | undefined
     let params: string[] | undefined
     for (const r of routes) {
       params = r.match(parts)
-      if (params === undefined) continue
-      label = r.label
-      handler = r.methods[req.method ?? 'GET'] ?? (req.method === 'HEAD' ? r.methods.GET : undefined)
-      if (handler === undefined) {
-        throw new HttpError(405, `method ${String(req.method)} not allowed on ${r.label}`, {}, { Allow: Object.keys(r.methods).join(', ') })
-      }
-      break
+      if (params !== undefined) { matched = r; break }
     }
-    if (handler === undefined || params === undefined) throw new HttpError(404, `no such path: ${url.pathname}`)
+    if (matched?.label !== '/health' && !authorized(req)) {
+      throw new HttpError(401, 'missing or wrong bearer token', {}, { 'WWW-Authenticate': 'Bearer' })
+    }
+    if (matched === undefined || params === undefined) throw new HttpError(404, `no such path: ${url.pathname}`)
+    label = matched.label
+    const handler = matched.methods[req.method ?? 'GET'] ?? (req.method === 'HEAD' ? matched.methods.GET : undefined)
+    if (handler === undefined) {
+      throw new HttpError(405, `method ${String(req.method)} not allowed on ${matched.label}`, {}, { Allow: Object.keys(matched.methods).join(', ') })
+    }
     await handler({ req, res, url, params })
   } catch (err) {
     sendError(res, err)

@@ -1,9 +1,10 @@
 // The CLI's HTTP client for a running countd.
 import { CliError } from './errors.js'
+import type { ApiTarget } from './options.js'
 
 export interface ApiReply { status: number, text: string }
 
-export async function callApi (api: string, method: string, path: string, body?: string, timeoutMs = 30000): Promise<ApiReply> {
+export async function callApi ({ api, apiToken }: ApiTarget, method: string, path: string, body?: string, timeoutMs = 30000): Promise<ApiReply> {
   let url: URL
   try {
     url = new URL(path, api.endsWith('/') ? api : `${api}/`)
@@ -11,7 +12,10 @@ export async function callApi (api: string, method: string, path: string, body?:
     throw new CliError(`--api must be a URL like http://127.0.0.1:7777, got "${api}"`, 2)
   }
   try {
-    const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs), headers: body !== undefined ? { 'Content-Type': 'text/plain' } : {} })
+    const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs), headers: {
+      ...(body !== undefined ? { 'Content-Type': 'text/plain' } : {}),
+      ...(apiToken !== undefined ? { Authorization: `Bearer ${apiToken}` } : {})
+    } })
     return { status: res.status, text: await res.text() }
   } catch (err: any) {
     const why = err?.cause?.code ?? err?.cause?.message ?? err?.message

@@ -1,24 +1,23 @@
 import { Command, Option } from 'commander'
 import { callApi, errorOf, expectOk } from './client.js'
-import { apiOption } from './options.js'
+import { withApiOptions, type ApiTarget } from './options.js'
 import { CliError, exitWith } from './errors.js'
 import { isValidName } from '../validate.js'
 
 export function getCommand (): Command {
-  return new Command('get')
+  return withApiOptions(new Command('get')
     .description("print a counter's value (this node's view, or --consistent)")
     .argument('<name>', 'counter name')
     .option('--consistent', 'read every member first (fails if one cannot be reached)')
-    .addOption(new Option('--timeout <sec>', 'timeout of a consistent read').env('COUNTD_CONSISTENT_TIMEOUT'))
-    .addOption(apiOption())
-    .action(async (name: string, o: { consistent?: boolean, timeout?: string, api: string }) => {
+    .addOption(new Option('--timeout <sec>', 'timeout of a consistent read').env('COUNTD_CONSISTENT_TIMEOUT')))
+    .action(async (name: string, o: { consistent?: boolean, timeout?: string, api: string } & ApiTarget) => {
       try {
         if (!isValidName(name)) throw new CliError('counter name must be 1-200 characters of A-Z a-z 0-9 . _ ~ -', 2)
         if (o.timeout !== undefined && !(Number(o.timeout) > 0 && Number(o.timeout) <= 300)) throw new CliError('--timeout must be seconds in (0, 300]', 2)
         const path = o.consistent === true
           ? `counter/${name}/consistent_value${o.timeout !== undefined ? `?timeout=${o.timeout}` : ''}`
           : `counter/${name}/value`
-        const reply = await callApi(o.api, 'GET', path, undefined, (Number(o.timeout ?? 5) + 30) * 1000)
+        const reply = await callApi(o, 'GET', path, undefined, (Number(o.timeout ?? 5) + 30) * 1000)
         if (reply.status === 503) {
           const body = JSON.parse(reply.text)
           throw new CliError(`${errorOf(reply)} (best guess ${String(body.bestGuess)}; unreachable: ${(body.unreachable as string[]).join(', ')})`)

@@ -1,19 +1,18 @@
 import { Command } from 'commander'
 import { callApi, expectOk } from './client.js'
-import { apiOption } from './options.js'
+import { withApiOptions, type ApiTarget } from './options.js'
 import { exitWith } from './errors.js'
 
 interface MemberView { id: string, self: boolean, connected: boolean, retired: boolean, lastSeen: string | null, addrs: string[], contribution: number | string }
 
 export function membersCommand (): Command {
-  return new Command('members')
+  return withApiOptions(new Command('members')
     .description('list members: id, addresses, connected?, last seen, contribution')
-    .option('--json', 'print the raw JSON')
-    .addOption(apiOption())
-    .action(async (o: { json?: boolean, api: string }) => {
+    .option('--json', 'print the raw JSON'))
+    .action(async (o: { json?: boolean, api: string } & ApiTarget) => {
       try {
         // Parse big contributions exactly: keep the raw digits.
-        const text = expectOk(await callApi(o.api, 'GET', 'members')).text
+        const text = expectOk(await callApi(o, 'GET', 'members')).text
         if (o.json === true) {
           process.stdout.write(`${text}\n`)
           return
@@ -36,13 +35,12 @@ export function membersCommand (): Command {
 }
 
 export function forgetCommand (): Command {
-  return new Command('forget')
+  return withApiOptions(new Command('forget')
     .description('retire a member that is gone for good (its increments stay counted)')
-    .argument('<id>', 'member (replica) id')
-    .addOption(apiOption())
-    .action(async (id: string, o: { api: string }) => {
+    .argument('<id>', 'member (replica) id'))
+    .action(async (id: string, o: { api: string } & ApiTarget) => {
       try {
-        expectOk(await callApi(o.api, 'DELETE', `members/${encodeURIComponent(id)}`))
+        expectOk(await callApi(o, 'DELETE', `members/${encodeURIComponent(id)}`))
         process.stdout.write(`retired ${id}\n`)
       } catch (err) {
         exitWith(err)

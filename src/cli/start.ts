@@ -14,6 +14,7 @@ export function startCommand (): Command {
     .addOption(new Option('--consistent-timeout <sec>', 'default timeout of consistent reads').env('COUNTD_CONSISTENT_TIMEOUT').default('5'))
     .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('5'))
     .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default('1000'))
+    .addOption(new Option('--api-token <token>', 'require Authorization: Bearer <token> on the HTTP API (all but /health)').env('COUNTD_API_TOKEN'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
     .action(async (flags: StartFlags) => {

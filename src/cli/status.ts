@@ -1,6 +1,6 @@
 import { Command } from 'commander'
 import { callApi, expectOk } from './client.js'
-import { apiOption } from './options.js'
+import { withApiOptions, type ApiTarget } from './options.js'
 import { exitWith } from './errors.js'
 
 interface Status {
@@ -9,13 +9,12 @@ interface Status {
 }
 
 export function statusCommand (): Command {
-  return new Command('status')
+  return withApiOptions(new Command('status')
     .description('show node id, peers, members and counters of a running node')
-    .option('--json', 'print the raw JSON')
-    .addOption(apiOption())
-    .action(async (o: { json?: boolean, api: string }) => {
+    .option('--json', 'print the raw JSON'))
+    .action(async (o: { json?: boolean, api: string } & ApiTarget) => {
       try {
-        const reply = expectOk(await callApi(o.api, 'GET', 'status'))
+        const reply = expectOk(await callApi(o, 'GET', 'status'))
         if (o.json === true) {
           process.stdout.write(`${reply.text}\n`)
           return

@@ -149,3 +149,36 @@ describe('Idempotency-Key', function () {
     assert.equal((await call(n, 'GET', '/counter/idem2/value')).body, '2')
   })
 })
+
+describe('--api-token', function () {
+  this.timeout(60000)
+  const token = 'correct-horse-battery-staple'
+  let cluster: Cluster
+  let n: CountdNode
+
+  before(async () => {
+    cluster = await Cluster.start({ nodes: 1, args: ['--api-token', token] })
+    n = cluster.nodes[0]
+  })
+  after(async () => { await cluster?.stop() })
+
+  it('requires the bearer token on every route but /health', async () => {
+    for (const auth of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${token}`, token]) {
+      const r = await call(n, 'POST', '/counter/guarded', '1', auth === undefined ? {} : { Authorization: auth })
+      assert.equal(r.status, 401)
+      assert.equal(typeof JSON.parse(r.body).error, 'string')
+      assert.equal((await call(n, 'GET', '/nope', undefined, auth === undefined ? {} : { Authorization: auth })).status, 401)
+    }
+    assert.equal((await call(n, 'GET', '/health')).status, 200)
+    const ok = { Authorization: `Bearer ${token}` }
+    assert.equal((await call(n, 'POST', '/counter/guarded', '2', ok)).body, '2')
+    assert.equal((await call(n, 'GET', '/counter/guarded/value', undefined, ok)).body, '2')
+  })
+
+  it('the CLI passes COUNTD_API_TOKEN through', async () => {
+    const { execFileSync } = await import('node:child_process')
+    const { countdBin } = await import('../../scripts/cluster.js')
+    const out = execFileSync(process.execPath, [countdBin, 'inc', 'guarded', '--api', n.url], { env: { ...process.env, COUNTD_API_TOKEN: token } })
+    assert.equal(String(out), '3\n')
+  })
+})
