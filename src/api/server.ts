@@ -9,6 +9,7 @@ import { HttpError, badRequest } from './errors.js'
 import { toJson } from './json.js'
 import { isValidName, parseIncrement } from '../validate.js'
 import { registry, metrics } from '../metrics.js'
+import { openapi } from './openapi.js'
 
 export const BODY_LIMIT = 64 * 1024
 const MAX_BATCH = 10000
@@ -246,6 +247,11 @@ function parseTimeout (ctx: Ctx, defaultSec: number): number {
   return Number(t) * 1000
 }
 
+/** Every route and its methods, for the OpenAPI consistency test. */
+export function routeTable (): Array<{ path: string, methods: string[] }> {
+  return buildRoutes({} as unknown as ApiOptions).map(r => ({ path: r.label, methods: Object.keys(r.methods) }))
+}
+
 function route (label: string, methods: Record<string, Handler>): Route {
   const pattern = label.split('/').filter(p => p !== '')
   return {
@@ -351,6 +357,7 @@ function buildRoutes (o: ApiOptions): Route[] {
       }
     }),
     route('/health', { GET: ctx => { sendText(ctx.res, 200, 'ok') } }),
+    route('/openapi.json', { GET: ctx => { sendJson(ctx.res, 200, openapi) } }),
     route('/metrics', {
       GET: async ctx => {
         metrics.counters.set(replica.counters.size)

@@ -45,6 +45,8 @@ describe('HTTP API', function () {
     assert.ok(Array.isArray(status.peers) && Array.isArray(status.members) && typeof status.uptimeSec === 'number')
     const metrics = await call(n, 'GET', '/metrics')
     assert.match(metrics.body, /^countd_increments_total \d+/m)
+    const doc = await call(n, 'GET', '/openapi.json')
+    assert.equal(JSON.parse(doc.body).openapi, '3.0.3')
   })
 
   it('batch POST /counters is all-or-nothing', async () => {
