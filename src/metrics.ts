@@ -1,9 +1,31 @@
 // Prometheus metrics (prom-client). One registry per process; the HTTP API
 // serves it at GET /metrics. Hot paths only touch counters and histograms.
-import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+import { Registry, Counter, Gauge, Histogram } from 'prom-client'
 
 export const registry = new Registry()
-collectDefaultMetrics({ register: registry, prefix: 'countd_process_' })
+
+// A few process gauges. (prom-client's default set names gauges *_total,
+// which `promtool check metrics` rejects.)
+new Gauge({ name: 'countd_process_resident_memory_bytes', help: 'Resident set size', registers: [registry], collect () { this.set(process.memoryUsage.rss()) } })
+new Gauge({ name: 'countd_process_heap_used_bytes', help: 'V8 heap in use', registers: [registry], collect () { this.set(process.memoryUsage().heapUsed) } })
+new Counter({ name: 'countd_process_cpu_seconds_total', help: 'User + system CPU time', registers: [registry], collect () { const u = process.cpuUsage(); this.reset(); this.inc((u.user + u.system) / 1e6) } })
+
+/**
+ * The registry in Prometheus text format, passing `promtool check metrics`:
+ * gauges that libp2p names *_total lose the suffix (Prometheus reserves it
+ * for counters), and libp2p's few millisecond-unit families are left out
+ * (Prometheus wants base units; countd's own latencies are in seconds).
+ */
+export async function renderMetrics (): Promise<string> {
+  const families = (await registry.metrics()).split(/\n(?=# HELP )/)
+  return families
+    .filter(f => !/^# HELP \S*_milliseconds\b/.test(f))
+    .map(f => {
+      const gauge = /^# TYPE (\S+)_total (?!counter)\S+$/m.exec(f)
+      return gauge === null ? f : f.replaceAll(`${gauge[1]}_total`, gauge[1])
+    })
+    .join('\n')
+}
 
 export const metrics = {
   httpRequests: new Counter({ name: 'countd_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry] }),

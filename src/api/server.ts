@@ -8,7 +8,7 @@ import type { ClusterView } from './cluster-view.js'
 import { HttpError, badRequest } from './errors.js'
 import { toJson } from './json.js'
 import { isValidName, parseIncrement } from '../validate.js'
-import { registry, metrics } from '../metrics.js'
+import { registry, metrics, renderMetrics } from '../metrics.js'
 import { openapi } from './openapi.js'
 
 export const BODY_LIMIT = 64 * 1024
@@ -362,7 +362,7 @@ function buildRoutes (o: ApiOptions): Route[] {
       GET: async ctx => {
         metrics.counters.set(replica.counters.size)
         metrics.members.set(replica.members.size)
-        const text = await registry.metrics()
+        const text = await renderMetrics()
         ctx.res.writeHead(200, { 'Content-Type': registry.contentType })
         ctx.res.end(text)
       }

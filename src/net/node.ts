@@ -6,6 +6,8 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { registry } from '../metrics.js'
 import type { PrivateKey } from '@libp2p/interface'
 
 export type CountdLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, pubsub: GossipSub }>
@@ -17,6 +19,8 @@ export async function createNode (privateKey: PrivateKey, listen: string[], swar
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     addresses: { listen },
     transports: [tcp()],
+    // libp2p's own metrics (connections, streams, bytes per protocol) on our /metrics.
+    metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
