@@ -32,8 +32,13 @@ export class Replica {
   readonly counters = new Map<string, GCounter>()
   readonly digest = new DigestTree()
   readonly members = new Map<string, Member>()
-  /** Own count per counter including increments not yet durable. */
-  private readonly ownCounts = new Map<string, bigint>()
+  /**
+   * Own count of counters with increments not yet durable (the count the
+   * next increment builds on); absent = the counter's own count.
+   */
+  private readonly ownPending = new Map<string, bigint>()
+  /** One string instance per replica id: millions of entries share a few ids. */
+  private readonly replicaIds = new Map<string, string>()
   events: ReplicaEvents = {}
   /** How long an Idempotency-Key is remembered (ms). */
   idempotencyWindowMs = 24 * 3600 * 1000
@@ -47,10 +52,7 @@ export class Replica {
   async load (): Promise<void> {
     for (const m of await this.store.members()) this.members.set(m.id, m)
     for await (const chunk of this.store.entries()) {
-      for (const e of chunk) {
-        this.apply(e.name, e.replica, e.count)
-        if (e.replica === this.id) this.ownCounts.set(e.name, e.count)
-      }
+      for (const e of chunk) this.apply(e.name, e.replica, e.count)
     }
     this.noteMember(this.id, [], Date.now())
   }
@@ -60,7 +62,9 @@ export class Replica {
   value (name: string): bigint { return this.counters.get(name)?.value ?? 0n }
 
   entriesOf (name: string): Array<[string, bigint]> {
-    return [...this.counters.get(name)?.entries ?? []]
+    const out: Array<[string, bigint]> = []
+    this.counters.get(name)?.forEach((count, replica) => out.push([replica, count]))
+    return out
   }
 
   // ---- local increments ----
@@ -100,7 +104,7 @@ export class Replica {
     // The answer must be stored with the increment, before the value is
     // known for sure: use the value this increment produces over what is
     // visible plus own increments still in flight.
-    const inFlight = (this.ownCounts.get(name) ?? 0n) - (this.counters.get(name)?.count(this.id) ?? 0n)
+    const inFlight = this.ownCount(name) - (this.counters.get(name)?.count(this.id) ?? 0n)
     const value = this.value(name) + inFlight + by
     const record: IdempotencyRecord = { name, by: by.toString(), value: value.toString(), expiresAt: now + this.idempotencyWindowMs }
     await this.incrementMany([[name, by]], [[key, record]])
@@ -114,8 +118,8 @@ export class Replica {
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
     const entries: StoredEntry[] = items.map(([name, by]) => {
-      const count = (this.ownCounts.get(name) ?? 0n) + by
-      this.ownCounts.set(name, count)
+      const count = this.ownCount(name) + by
+      this.ownPending.set(name, count)
       return { name, replica: this.id, count }
     })
     try {
@@ -128,6 +132,7 @@ export class Replica {
     }
     const values = entries.map(e => {
       this.apply(e.name, e.replica, e.count)
+      if (this.ownPending.get(e.name) === e.count) this.ownPending.delete(e.name)
       return this.value(e.name)
     })
     this.stats.incrementsAccepted += items.length
@@ -150,7 +155,6 @@ export class Replica {
       for (const e of candidates) {
         if (!this.apply(e.name, e.replica, e.count)) continue
         grown.push(e)
-        if (e.replica === this.id && e.count > (this.ownCounts.get(e.name) ?? 0n)) this.ownCounts.set(e.name, e.count)
       }
     })
     this.stats.remoteEntriesMerged += grown.length
@@ -163,12 +167,25 @@ export class Replica {
     const out: StoredEntry[] = []
     for (const [name, c] of this.counters) {
       if (!nodes.has(leafOf(name) >>> shift)) continue
-      for (const [replica, count] of c.entries) out.push({ name, replica, count })
+      c.forEach((count, replica) => out.push({ name, replica, count }))
     }
     return out
   }
 
+  /** Own count of `name` including increments not yet durable. */
+  private ownCount (name: string): bigint {
+    const applied = this.counters.get(name)?.count(this.id) ?? 0n
+    const pending = this.ownPending.get(name) ?? 0n
+    return pending > applied ? pending : applied
+  }
+
   private apply (name: string, replica: string, count: bigint): boolean {
+    let id = this.replicaIds.get(replica)
+    if (id === undefined) {
+      id = replica
+      this.replicaIds.set(id, id)
+    }
+    replica = id
     let c = this.counters.get(name)
     if (c === undefined) {
       c = new GCounter()

@@ -375,7 +375,7 @@ function memberList (o: ApiOptions, withContribution: boolean): unknown[] {
   const contribution = new Map<string, bigint>()
   if (withContribution) {
     for (const c of o.replica.counters.values()) {
-      for (const [id, n] of c.entries) contribution.set(id, (contribution.get(id) ?? 0n) + n)
+      c.forEach((n, id) => contribution.set(id, (contribution.get(id) ?? 0n) + n))
     }
   }
   return [...o.replica.members.values()].map(m => ({

@@ -33,13 +33,56 @@ export function leafOf (name: string): number {
   return hash64(name, 0x9e3779b9)[0] >>> (32 - LEAF_BITS)
 }
 
-function entryHash (name: string, replica: string, count: bigint): [number, number] {
-  return hash64(`${name}\u0000${replica}\u0000${count}`)
+/** murmur3's 32-bit finaliser: full avalanche. */
+function fmix (h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+/** murmur3 32-bit mixing of one word into a running hash. */
+function mixWord (h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51)
+  k = (k << 15) | (k >>> 17)
+  h ^= Math.imul(k, 0x1b873593)
+  h = (h << 13) | (h >>> 19)
+  return (Math.imul(h, 5) + 0xe6546b64) | 0
+}
+
+const TWO_32 = 2 ** 32
+
+/** The count as 32-bit words, low first (any size). */
+function countWords (count: bigint): number[] {
+  if (count <= BigInt(Number.MAX_SAFE_INTEGER)) {
+    const n = Number(count)
+    return [n % TWO_32, Math.floor(n / TWO_32)]
+  }
+  const words: number[] = []
+  for (let c = count; c > 0n; c >>= 32n) words.push(Number(c & 0xffffffffn))
+  return words
+}
+
+/**
+ * 64-bit hash of one (name, replica, count) entry: two murmur3 lanes with
+ * different seeds over the words of the name's and replica's string hashes
+ * and of the count. Replica hashes are cached (few replicas, many entries).
+ */
+function entryHash (name: string, replicaHash: [number, number], count: bigint): [number, number] {
+  const [n1, n2] = hash64(name)
+  const words = countWords(count)
+  let a = 0x3c6ef372
+  let b = 0xa54ff53a
+  for (const w of [n1, n2, replicaHash[0], replicaHash[1], ...words]) {
+    a = mixWord(a, w)
+    b = mixWord(b, w ^ 0x5bd1e995)
+  }
+  return [fmix(a ^ words.length), fmix(b ^ (words.length + 0x68e31da4))]
 }
 
 export class DigestTree {
   /** levels[d] holds 2^(BITS_PER_LEVEL*d) nodes as interleaved lanes [a0,b0,a1,b1,...]. */
   readonly levels: Uint32Array[] = []
+  private readonly replicaHashes = new Map<string, [number, number]>()
 
   constructor () {
     for (let d = 0; d <= DEPTH; d++) this.levels.push(new Uint32Array(2 << (BITS_PER_LEVEL * d)))
@@ -47,9 +90,14 @@ export class DigestTree {
 
   /** Record that `name`'s entry for `replica` went from `oldCount` (0n = absent) to `newCount`. */
   update (leaf: number, name: string, replica: string, oldCount: bigint, newCount: bigint): void {
-    let [a, b] = entryHash(name, replica, newCount)
+    let rh = this.replicaHashes.get(replica)
+    if (rh === undefined) {
+      rh = hash64(replica, 0x7f4a7c15)
+      this.replicaHashes.set(replica, rh)
+    }
+    let [a, b] = entryHash(name, rh, newCount)
     if (oldCount > 0n) {
-      const [oa, ob] = entryHash(name, replica, oldCount)
+      const [oa, ob] = entryHash(name, rh, oldCount)
       a ^= oa
       b ^= ob
     }
