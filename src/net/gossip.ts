@@ -46,7 +46,7 @@ export class DeltaGossip {
     this.pending = new Map()
     for (let i = 0; i < all.length; i += MAX_DELTAS_PER_MESSAGE) {
       const deltas = all.slice(i, i + MAX_DELTAS_PER_MESSAGE)
-      const bytes = encodeDelta({ origin: this.replica.id, sentAt: Date.now(), deltas })
+      const bytes = encodeDelta({ sentAt: Date.now(), deltas })
       metrics.deltasPublished.inc(deltas.length)
       metrics.deltaMessagesPublished.inc()
       metrics.deltaBytesPublished.inc(bytes.length)
@@ -60,20 +60,21 @@ export class DeltaGossip {
   private receive (msg: Message): void {
     if (msg.topic !== DELTA_TOPIC) return
     try {
-      const delta = decodeDelta(msg.data)
-      // A peer may only speak for its own replica id.
-      if (msg.type !== 'signed' || msg.from.toString() !== delta.origin) {
-        this.log.debug('dropped delta not signed by its origin')
+      // Deltas are the signer's own counts: unsigned messages are dropped.
+      if (msg.type !== 'signed') {
+        this.log.debug('dropped unsigned delta')
         return
       }
+      const origin = msg.from.toString()
+      const delta = decodeDelta(msg.data)
       metrics.deltasReceived.inc(delta.deltas.length)
       metrics.deltaBytesReceived.inc(msg.data.length)
       const lag = Date.now() - delta.sentAt
       if (lag >= 0 && lag < 3600_000) metrics.replicationLag.observe(lag / 1000)
-      void this.replica.mergeRemote(delta.deltas.map(([name, count]) => ({ name, replica: delta.origin, count }))).catch(err => {
+      void this.replica.mergeRemote(delta.deltas.map(([name, count]) => ({ name, replica: origin, count }))).catch(err => {
         this.log.warn({ err: err.message }, 'could not persist gossiped delta')
       })
-      this.replica.noteMember(delta.origin, undefined, Date.now())
+      this.replica.noteMember(origin, undefined, Date.now())
     } catch (err: any) {
       this.log.debug({ err: err.message }, 'dropped malformed delta')
     }
