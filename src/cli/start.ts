@@ -12,7 +12,7 @@ export function startCommand (): Command {
     .addOption(new Option('--peers <addr...>', 'peers to join: host, host:port or multiaddrs (comma-separated)').env('COUNTD_PEERS'))
     .addOption(new Option('--log-level <level>', 'trace|debug|info|warn|error|fatal|silent').env('COUNTD_LOG_LEVEL').default('info'))
     .addOption(new Option('--consistent-timeout <sec>', 'default timeout of consistent reads').env('COUNTD_CONSISTENT_TIMEOUT').default('5'))
-    .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('5'))
+    .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('20'))
     .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default('1000'))
     .addOption(new Option('--api-token <token>', 'require Authorization: Bearer <token> on the HTTP API (all but /health)').env('COUNTD_API_TOKEN'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))

@@ -5,7 +5,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import type { Replica } from '../replica.js'
+import type { Replica, Member } from '../replica.js'
 import { createNode, type CountdLibp2p } from './node.js'
 import { DeltaGossip } from './gossip.js'
 import { SYNC_PROTOCOL, SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost } from './sync.js'
@@ -32,6 +32,7 @@ export interface ConsistentResult {
 interface Backoff { nextAt: number, delayMs: number }
 const MIN_BACKOFF_MS = 250
 const MAX_BACKOFF_MS = 2000
+const MEMBERS_RESEND_MS = 30000
 
 export class Network {
   private node!: CountdLibp2p
@@ -41,6 +42,10 @@ export class Network {
   private readonly syncing = new Set<string>()
   private readonly dialing = new Set<string>()
   private timers: NodeJS.Timeout[] = []
+  /** Per peer: the member list we last sent it (as a fingerprint) and when. */
+  private readonly membersSent = new Map<string, { fingerprint: string, at: number }>()
+  /** Per peer: when an anti-entropy exchange with it last completed. */
+  private readonly lastSynced = new Map<string, number>()
   /** Seeds that have answered once; after that, membership redials them by id. */
   private readonly seedsReached = new Set<string>()
   private readonly syncHost: SyncHost
@@ -56,7 +61,9 @@ export class Network {
     this.syncHost = {
       replica,
       addrs: () => this.listenAddrs(),
-      onPeerHello: (peer, addrs) => { void this.rememberAddrs(peer, addrs) }
+      onPeerHello: (peer, addrs) => { void this.rememberAddrs(peer, addrs) },
+      membersFor: peer => this.membersFor(peer),
+      onSynced: peer => { this.lastSynced.set(peer, Date.now()) }
     }
   }
 
@@ -68,7 +75,10 @@ export class Network {
     await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void serveSync(this.syncHost, stream, conn) }, { maxInboundStreams: 8 })
     await this.node.handle(READ_PROTOCOL, stream => { void serveState(this.replica, stream) }, { maxInboundStreams: 64 })
     this.node.addEventListener('peer:connect', evt => { this.onConnect(evt.detail) })
-    this.node.addEventListener('peer:disconnect', () => { metrics.peers.set(this.node.getPeers().length) })
+    this.node.addEventListener('peer:disconnect', evt => {
+      metrics.peers.set(this.node.getPeers().length)
+      this.membersSent.delete(evt.detail.toString())
+    })
     this.node.addEventListener('peer:identify', evt => {
       const addrs = evt.detail.listenAddrs.map(a => withoutPeerId(a.toString()))
       this.replica.noteMember(evt.detail.peerId.toString(), addrs, Date.now())
@@ -252,9 +262,32 @@ export class Network {
     }
   }
 
+  /**
+   * Periodic anti-entropy. One exchange repairs both sides, so of each pair
+   * only the node with the smaller id starts it, unless none completed for
+   * a while (the other side may be unable to).
+   */
   private syncAll (): void {
     if (this.stopped) return
-    for (const peer of this.node.getPeers()) void this.syncWith(peer)
+    const overdue = Date.now() - 2.5 * this.opts.syncIntervalMs
+    for (const peer of this.node.getPeers()) {
+      const id = peer.toString()
+      if (this.replica.id < id || (this.lastSynced.get(id) ?? 0) < overdue) void this.syncWith(peer)
+    }
+  }
+
+  /**
+   * The member list to put in a sync hello for `peer`: sent when it changed
+   * since we last sent it there, and every 30 s (for last-seen times).
+   */
+  private membersFor (peer: string): Member[] | undefined {
+    const members = [...this.replica.members.values()]
+    const fingerprint = members.map(m => `${m.id} ${m.addrs.join()} ${m.retiredAt ?? 0}`).sort().join('\n')
+    const now = Date.now()
+    const last = this.membersSent.get(peer)
+    if (last !== undefined && last.fingerprint === fingerprint && now - last.at < MEMBERS_RESEND_MS) return undefined
+    this.membersSent.set(peer, { fingerprint, at: now })
+    return members
   }
 
   private async syncWith (peer: PeerId): Promise<void> {

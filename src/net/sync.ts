@@ -16,7 +16,7 @@
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { childrenOf, DEPTH, BITS_PER_LEVEL } from '../crdt/digest.js'
-import type { Replica, StoredEntry } from '../replica.js'
+import type { Replica, StoredEntry, Member } from '../replica.js'
 import { encodeFrame, decodeFrame, packEntries, unpackEntries, packMembers, unpackMembers, checkReplicaId, ProtocolError } from './codec.js'
 import { metrics } from '../metrics.js'
 
@@ -39,6 +39,10 @@ export interface SyncHost {
   addrs: () => string[]
   /** A peer told us who it is and where it listens. */
   onPeerHello: (peer: string, addrs: string[]) => void
+  /** The member list to send `peer`, or undefined if it has it already. */
+  membersFor: (peer: string) => Member[] | undefined
+  /** An exchange with `peer` completed (either role). */
+  onSynced: (peer: string) => void
 }
 
 class Framed {
@@ -102,16 +106,17 @@ function selectByBitset (v: unknown, nodes: number[]): number[] {
   return nodes.filter((_, i) => (v[i >> 3] & (1 << (i & 7))) !== 0)
 }
 
-function helloFrame (host: SyncHost): Record<string, unknown> {
+function helloFrame (host: SyncHost, peer: string): Record<string, unknown> {
   const r = host.replica
-  return { k: 'hello', id: r.id, a: host.addrs(), m: packMembers(r.members.values()), c: r.counters.size }
+  const members = host.membersFor(peer)
+  return { k: 'hello', id: r.id, a: host.addrs(), c: r.counters.size, ...(members !== undefined ? { m: packMembers(members) } : {}) }
 }
 
 function acceptHello (host: SyncHost, f: Record<string, unknown>, remote: PeerId): number {
   const id = checkReplicaId(f.id)
   // The replica id is the peer id: noise authenticated it already.
   if (id !== remote.toString()) throw new ProtocolError('hello from a peer claiming another id')
-  for (const m of unpackMembers(f.m)) host.replica.mergeMember(m)
+  if (f.m !== undefined) for (const m of unpackMembers(f.m)) host.replica.mergeMember(m)
   const addrs = unpackMembers([[id, f.a, 0, 0]])[0].addrs
   host.replica.noteMember(id, addrs, Date.now())
   host.onPeerHello(id, addrs)
@@ -135,7 +140,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): 
   const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }))
   const { digest } = host.replica
   try {
-    await io.write({ ...helloFrame(host), h: hashBytes(digest.hashes(0, [0])) })
+    await io.write({ ...helloFrame(host, remote.toString()), h: hashBytes(digest.hashes(0, [0])) })
     const hello = await io.read('hello')
     const theirCounters = acceptHello(host, hello, remote)
     let depth = 0
@@ -159,6 +164,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): 
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : 'repaired' })
+    host.onSynced(remote.toString())
   } catch (err) {
     metrics.syncRounds.inc({ role: 'initiator', outcome: 'error' })
     stream.abort(err as Error)
@@ -176,7 +182,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     let depth = 0
     let nodes = [0]
     let diff = digest.differing(0, nodes, hashesFrom(hello.h, 1))
-    await io.write({ ...helloFrame(host), x: toBitset(diff, nodes.length) })
+    await io.write({ ...helloFrame(host, connection.remotePeer.toString()), x: toBitset(diff, nodes.length) })
     while (true) {
       const f = await io.read()
       if (f.k === 'done') break
@@ -204,6 +210,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'responder', outcome: 'ok' })
+    host.onSynced(connection.remotePeer.toString())
   } catch (err) {
     metrics.syncRounds.inc({ role: 'responder', outcome: 'error' })
     stream.abort(err as Error)
