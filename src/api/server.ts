@@ -28,7 +28,7 @@ export interface ApiOptions {
 interface Ctx {
   req: IncomingMessage
   res: ServerResponse
-  url: URL
+  url: { pathname: string, searchParams: URLSearchParams }
   params: string[]
 }
 
@@ -64,15 +64,15 @@ async function dispatch (routes: Route[], authorized: (req: IncomingMessage) => 
   const started = performance.now()
   let label = 'unknown'
   try {
-    let url: URL
-    try {
-      url = new URL(req.url ?? '/', 'http://x')
-    } catch {
-      throw badRequest('malformed URL')
-    }
+    // Split the raw target ourselves: URL parsing would resolve "." and
+    // ".." segments, which are valid counter names.
+    const target = req.url ?? '/'
+    const q = target.indexOf('?')
+    const pathname = q === -1 ? target : target.slice(0, q)
+    const url = { pathname, searchParams: new URLSearchParams(q === -1 ? '' : target.slice(q + 1)) }
     let parts: string[]
     try {
-      parts = url.pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
+      parts = pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
     } catch {
       throw badRequest('malformed URL encoding')
     }
