@@ -45,7 +45,14 @@ export class CountdNode {
   get hostPort (): string { return `${this.opts.p2pHost ?? '127.0.0.1'}:${this.opts.p2pPort}` }
   get running (): boolean { return this.proc !== undefined && this.exitCode === null }
 
-  /** Spawn the process and resolve once it logged its `ready` line. */
+  /** Authorization header if the node runs with --api-token. */
+  authHeaders (): Record<string, string> {
+    const args = this.opts.args ?? []
+    const i = args.indexOf('--api-token')
+    return i === -1 ? {} : { Authorization: `Bearer ${args[i + 1]}` }
+  }
+
+  /** Spawn the process and resolve once it logged its `ready` line (or, at quieter log levels, its API answers). */
   async start (timeoutMs = 20000): Promise<void> {
     const o = this.opts
     mkdirSync(o.dataDir, { recursive: true })
@@ -86,6 +93,23 @@ export class CountdNode {
         clearTimeout(timer)
         reject(new Error(`${o.name}: exited with ${this.exitCode} before ready\n${stderr.join('\n')}`))
       })
+      // The ready line is logged at info: below that, ask the API instead.
+      if (!['trace', 'debug', 'info', undefined].includes(o.logLevel)) {
+        void (async () => {
+          while (this.proc === proc && this.exitCode === null) {
+            try {
+              const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(500), headers: this.authHeaders() })
+              if (res.status === 200) {
+                this.peerId = (await res.json() as { id: string }).id
+                clearTimeout(timer)
+                resolve()
+                return
+              }
+            } catch {}
+            await new Promise(resolve => setTimeout(resolve, 50))
+          }
+        })()
+      }
     })
     await ready
   }

@@ -40,6 +40,7 @@ export class Daemon {
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
       replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
       await replica.load()
+      replica.clusterExpected = cfg.peers.length > 0
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
         metrics.fsyncSeconds.observe(ms / 1000)

@@ -16,6 +16,9 @@ export function isRetired (m: Member): boolean {
   return (m.retiredAt ?? 0) > m.lastSeen
 }
 
+/** This replica may not acknowledge increments yet (see Replica.writable). */
+export class NotJoinedError extends Error {}
+
 /** A retry reused an Idempotency-Key for a different increment. */
 export class IdempotencyConflictError extends Error {}
 
@@ -42,6 +45,10 @@ export class Replica {
   events: ReplicaEvents = {}
   /** How long an Idempotency-Key is remembered (ms). */
   idempotencyWindowMs = 24 * 3600 * 1000
+  /** Another member has synced with this replica id (persisted). */
+  private joined = false
+  /** Peers were configured or known: this replica belongs to a cluster. */
+  clusterExpected = false
   /** Keyed increments not yet durable: a concurrent retry waits for the first. */
   private readonly pendingKeyed = new Map<string, Promise<bigint>>()
   stats = { incrementsAccepted: 0, remoteEntriesMerged: 0 }
@@ -51,10 +58,30 @@ export class Replica {
   /** Load persisted counters and members. */
   async load (): Promise<void> {
     for (const m of await this.store.members()) this.members.set(m.id, m)
+    this.joined = await this.store.flag('joined')
     for await (const chunk of this.store.entries()) {
       for (const e of chunk) this.apply(e.name, e.replica, e.count)
     }
     this.noteMember(this.id, [], Date.now())
+  }
+
+  /**
+   * Whether increments may be acknowledged. A replica that belongs to a
+   * cluster (peers configured or known) but that no other member has heard
+   * of yet refuses them: a consistent read elsewhere could not know to ask
+   * it, and would answer 200 without its increments. Once one member has
+   * synced with it, every consistent read finds it through that member's
+   * member list. A node with no peers is a one-node cluster and may write.
+   */
+  writable (): boolean {
+    return this.joined || !(this.clusterExpected || this.members.size > 1)
+  }
+
+  /** Another member completed a sync with us: it knows this replica id now. */
+  markJoined (): void {
+    if (this.joined) return
+    this.joined = true
+    this.store.setFlag('joined').catch(() => {})
   }
 
   // ---- reads ----
@@ -117,6 +144,7 @@ export class Replica {
    * or peers) before it is durable, so values never go down after a crash.
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
+    if (!this.writable()) throw new NotJoinedError('this node has not joined its cluster yet (no member has synced with it); retry in a moment')
     const entries: StoredEntry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
       this.ownPending.set(name, count)

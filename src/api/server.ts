@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Replica } from '../replica.js'
-import { isRetired, IdempotencyConflictError } from '../replica.js'
+import { isRetired, IdempotencyConflictError, NotJoinedError } from '../replica.js'
 import type { ClusterView } from './cluster-view.js'
 import { HttpError, badRequest } from './errors.js'
 import { toJson } from './json.js'
@@ -101,7 +101,9 @@ async function dispatch (routes: Route[], authorized: (req: IncomingMessage) => 
 }
 
 function sendError (res: ServerResponse, err: unknown): void {
-  const e = err instanceof HttpError ? err : new HttpError(500, 'internal error')
+  const e = err instanceof HttpError
+    ? err
+    : err instanceof NotJoinedError ? new HttpError(503, err.message, {}, { 'Retry-After': '1' }) : new HttpError(500, 'internal error')
   if (res.headersSent) {
     res.destroy()
     return
@@ -299,7 +301,10 @@ function buildRoutes (o: ApiOptions): Route[] {
     route('/counter/:name/consistent_value', {
       GET: async ctx => {
         const name = checkName(ctx.params[0])
-        const { value, unreachable } = await cluster.consistentRead(name, parseTimeout(ctx, o.consistentTimeoutSec))
+        const timeoutMs = parseTimeout(ctx, o.consistentTimeoutSec)
+        // Not joined yet: this node cannot know every member.
+        if (!replica.writable()) throw new HttpError(503, 'this node has not joined its cluster yet', { bestGuess: replica.value(name), unreachable: [] })
+        const { value, unreachable } = await cluster.consistentRead(name, timeoutMs)
         if (unreachable.length === 0) sendText(ctx.res, 200, value.toString())
         else throw new HttpError(503, `could not reach ${unreachable.length} member(s) in time`, { bestGuess: value, unreachable })
       }

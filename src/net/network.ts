@@ -46,8 +46,6 @@ export class Network {
   private readonly membersSent = new Map<string, { fingerprint: string, at: number }>()
   /** Per peer: when an anti-entropy exchange with it last completed. */
   private readonly lastSynced = new Map<string, number>()
-  /** Seeds that have answered once; after that, membership redials them by id. */
-  private readonly seedsReached = new Set<string>()
   private readonly syncHost: SyncHost
   private stopped = false
 
@@ -63,7 +61,10 @@ export class Network {
       addrs: () => this.listenAddrs(),
       onPeerHello: (peer, addrs) => { void this.rememberAddrs(peer, addrs) },
       membersFor: peer => this.membersFor(peer),
-      onSynced: peer => { this.lastSynced.set(peer, Date.now()) }
+      onSynced: peer => {
+        this.lastSynced.set(peer, Date.now())
+        replica.markJoined()
+      }
     }
   }
 
@@ -234,15 +235,15 @@ export class Network {
       if (connected.has(m.id) || m.addrs.length === 0) continue
       void this.dialWithBackoff(m.id, now, async signal => { await this.node.dial(peerIdFromString(m.id), { signal }) })
     }
-    // Seeds have no peer id until dialed: retry each until it answered once,
-    // and all of them again whenever we are alone.
+    // Seeds have no peer id until dialed: dial each one that no connected
+    // member listens on. (A seed whose node lost its data dir comes back
+    // with a new id: dialing the address finds it again.)
+    const covered = new Set<string>()
+    for (const id of connected) for (const a of this.replica.members.get(id)?.addrs ?? []) covered.add(a)
     for (const ma of this.seeds) {
       const key = ma.toString()
-      if (this.seedsReached.has(key) && connected.size > 0) continue
-      void this.dialWithBackoff(key, now, async signal => {
-        await this.node.dial(ma, { signal })
-        this.seedsReached.add(key)
-      })
+      if (covered.has(key)) continue
+      void this.dialWithBackoff(key, now, async signal => { await this.node.dial(ma, { signal }) })
     }
   }
 

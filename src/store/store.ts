@@ -4,6 +4,7 @@
 //   c/<name>/<replicaId>  -> decimal count      (one G-Counter entry)
 //   m/<replicaId>         -> JSON MemberRecord  (membership)
 //   meta/identity         -> hex of the libp2p private key (protobuf)
+//   meta/joined           -> '1' once another member has synced with us
 //   i/<idempotency key>   -> JSON IdempotencyRecord (answer of a keyed increment)
 //
 // All writes go through a group writer: callers that arrive while a batch is
@@ -217,6 +218,16 @@ export class Store {
 
   deleteMember (id: string): void {
     void this.lazy.write([{ type: 'del', key: memberKey(id) }]).catch(() => {})
+  }
+
+  // ---- flags ----
+
+  async flag (name: string): Promise<boolean> {
+    return await this.db.get(`meta/${name}`) === '1'
+  }
+
+  async setFlag (name: string): Promise<void> {
+    await this.db.put(`meta/${name}`, '1', { sync: true })
   }
 
   // ---- identity ----
