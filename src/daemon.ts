@@ -17,6 +17,8 @@ import { StartupError } from './errors.js'
 
 
 const STOP_DEADLINE_MS = 4500
+/** How long start-up waits for the first sync before logging ready anyway. */
+const READY_JOIN_WAIT_MS = 3000
 /** Expired Idempotency-Key records are deleted this often. */
 const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000
 
@@ -74,6 +76,8 @@ export class Daemon {
       if (cfg.apiToken === undefined && !isLoopbackHost(cfg.httpHost)) {
         log.warn({ http: `${cfg.httpHost}:${cfg.httpPort}` }, 'HTTP API is reachable beyond this machine without --api-token: anyone who reaches it can write')
       }
+      // Give the first sync a moment, so a node that is ready also accepts writes.
+      if (!await replica.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
       const daemon = new Daemon(replica, store, network, server, log)
       daemon.sweeper = setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })

@@ -16,6 +16,9 @@ export function isRetired (m: Member): boolean {
   return (m.retiredAt ?? 0) > m.lastSeen
 }
 
+/** How long an increment waits for a not-yet-joined replica to join. */
+const JOIN_WAIT_MS = 3000
+
 /** This replica may not acknowledge increments yet (see Replica.writable). */
 export class NotJoinedError extends Error {}
 
@@ -49,6 +52,7 @@ export class Replica {
   private joined = false
   /** Peers were configured or known: this replica belongs to a cluster. */
   clusterExpected = false
+  private readonly joinWaiters: Array<() => void> = []
   /** Keyed increments not yet durable: a concurrent retry waits for the first. */
   private readonly pendingKeyed = new Map<string, Promise<bigint>>()
   stats = { incrementsAccepted: 0, remoteEntriesMerged: 0 }
@@ -82,6 +86,17 @@ export class Replica {
     if (this.joined) return
     this.joined = true
     this.store.setFlag('joined').catch(() => {})
+    for (const wake of this.joinWaiters.splice(0)) wake()
+  }
+
+  /** Resolve once writable, or after `timeoutMs`; returns writable(). */
+  async whenWritable (timeoutMs: number): Promise<boolean> {
+    if (this.writable()) return true
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, timeoutMs)
+      this.joinWaiters.push(() => { clearTimeout(timer); resolve() })
+    })
+    return this.writable()
   }
 
   // ---- reads ----
@@ -144,7 +159,10 @@ export class Replica {
    * or peers) before it is durable, so values never go down after a crash.
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
-    if (!this.writable()) throw new NotJoinedError('this node has not joined its cluster yet (no member has synced with it); retry in a moment')
+    // Right after start, wait briefly for the first sync rather than refuse.
+    if (!this.writable() && !await this.whenWritable(JOIN_WAIT_MS)) {
+      throw new NotJoinedError('this node has not joined its cluster yet (no member has synced with it); retry in a moment')
+    }
     const entries: StoredEntry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
       this.ownPending.set(name, count)

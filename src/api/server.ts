@@ -303,7 +303,7 @@ function buildRoutes (o: ApiOptions): Route[] {
         const name = checkName(ctx.params[0])
         const timeoutMs = parseTimeout(ctx, o.consistentTimeoutSec)
         // Not joined yet: this node cannot know every member.
-        if (!replica.writable()) throw new HttpError(503, 'this node has not joined its cluster yet', { bestGuess: replica.value(name), unreachable: [] })
+        if (!await replica.whenWritable(Math.min(timeoutMs, 3000))) throw new HttpError(503, 'this node has not joined its cluster yet', { bestGuess: replica.value(name), unreachable: [] })
         const { value, unreachable } = await cluster.consistentRead(name, timeoutMs)
         if (unreachable.length === 0) sendText(ctx.res, 200, value.toString())
         else throw new HttpError(503, `could not reach ${unreachable.length} member(s) in time`, { bestGuess: value, unreachable })
