@@ -71,11 +71,17 @@ class GroupWriter {
   private waiters: Waiter[] = []
   private inFlight = new Map<string, BatchOp>()
   private writing = false
+  /**
+   * A failed LevelDB write fails every later write too: a write skipped
+   * because a larger count was in the failed batch must not report success.
+   */
+  private failed: Error | undefined
   onBatch?: (size: number, ms: number) => void
 
   constructor (private readonly db: Level<string, string>, private readonly sync: boolean) {}
 
   async write (ops: BatchOp[], onWritten?: () => void): Promise<void> {
+    if (this.failed !== undefined) throw this.failed
     for (const op of ops) {
       if (op.type === 'put' && op.count !== undefined && !this.grows(op.key, op.count)) continue
       this.queue.set(op.key, op)
@@ -107,9 +113,10 @@ class GroupWriter {
         try {
           if (this.inFlight.size > 0) await this.db.batch([...this.inFlight.values()], { sync: this.sync })
         } catch (err: any) {
+          this.failed = err
           this.inFlight = new Map()
-          for (const w of waiters) w.reject(err)
-          continue
+          for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(err)
+          break
         }
         this.inFlight = new Map()
         this.onBatch?.(waiters.length, performance.now() - started)

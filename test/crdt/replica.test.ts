@@ -110,6 +110,7 @@ describe('Replica (with a real Store)', function () {
     await r.increment('big', 2n ** 53n - 1n)
     await r.increment('big', 2n ** 53n - 1n)
     await r.mergeRemote([{ name: 'hits', replica: 'p1', count: 7n }])
+    r.markJoined() // p1 synced with us: the joined flag is persisted too
     await close(s)
     ;({ r, s } = await openReplica())
     assert.equal(r.value('hits'), 12n)
@@ -119,6 +120,19 @@ describe('Replica (with a real Store)', function () {
     // own count continues from the persisted one
     assert.equal(await r.increment('hits', 1n), 13n)
     assert.deepEqual(r.entriesOf('hits').sort(), [['me', 6n], ['p1', 7n]])
+  })
+
+  it('a replica that knows other members writes only once one has synced with it', async () => {
+    let { r, s } = await openReplica()
+    await r.mergeRemote([{ name: 'x', replica: 'p1', count: 1n }])
+    assert.equal(r.writable(), false)
+    const pending = r.increment('x', 1n)
+    r.markJoined()
+    assert.equal(await pending, 2n)
+    await close(s)
+    ;({ r, s } = await openReplica())
+    assert.equal(r.writable(), true)
+    await close(s)
   })
 
   it('an increment that cannot be made durable is rejected, reported and not counted', async () => {
