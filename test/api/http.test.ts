@@ -4,6 +4,16 @@ import { Cluster, type CountdNode } from '../../scripts/cluster.js'
 
 interface Reply { status: number, type: string, body: string }
 
+/** Run one real node for the enclosing describe block. */
+function oneNode (use: (n: CountdNode) => void, args: string[] = []): void {
+  let cluster: Cluster | undefined
+  before(async () => {
+    cluster = await Cluster.start({ nodes: 1, args })
+    use(cluster.nodes[0])
+  })
+  after(async () => { await cluster?.stop() })
+}
+
 async function call (node: CountdNode, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Reply> {
   const res = await fetch(`${node.url}${path}`, { method, body, headers })
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() }
@@ -11,14 +21,8 @@ async function call (node: CountdNode, method: string, path: string, body?: stri
 
 describe('HTTP API', function () {
   this.timeout(60000)
-  let cluster: Cluster
   let n: CountdNode
-
-  before(async () => {
-    cluster = await Cluster.start({ nodes: 1 })
-    n = cluster.nodes[0]
-  })
-  after(async () => { await cluster?.stop() })
+  oneNode(node => { n = node })
 
   it('accepts every documented increment form', async () => {
     assert.deepEqual(await call(n, 'POST', '/counter/forms'), { status: 200, type: 'text/plain; charset=utf-8', body: '1' })
@@ -118,14 +122,8 @@ describe('HTTP API', function () {
 
 describe('Idempotency-Key', function () {
   this.timeout(60000)
-  let cluster: Cluster
   let n: CountdNode
-
-  before(async () => {
-    cluster = await Cluster.start({ nodes: 1 })
-    n = cluster.nodes[0]
-  })
-  after(async () => { await cluster?.stop() })
+  oneNode(node => { n = node })
 
   const keyed = async (key: string, body: string, name = 'idem'): Promise<Reply> => await call(n, 'POST', `/counter/${name}`, body, { 'Idempotency-Key': key })
 
@@ -155,14 +153,8 @@ describe('Idempotency-Key', function () {
 describe('--api-token', function () {
   this.timeout(60000)
   const token = 'correct-horse-battery-staple'
-  let cluster: Cluster
   let n: CountdNode
-
-  before(async () => {
-    cluster = await Cluster.start({ nodes: 1, args: ['--api-token', token] })
-    n = cluster.nodes[0]
-  })
-  after(async () => { await cluster?.stop() })
+  oneNode(node => { n = node }, ['--api-token', token])
 
   it('requires the bearer token on every route but /health', async () => {
     for (const auth of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${token}`, token]) {
