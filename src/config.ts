@@ -1,5 +1,7 @@
 // Flags and environment -> one typed, validated config object.
 import { resolve } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parsePeerAddr } from './addr.js'
 
 export class UsageError extends Error {}
 
@@ -78,7 +80,22 @@ export function buildConfig (f: StartFlags): Config {
   const { host, port } = parseHostPort(f.http, '--http')
   const listen = splitList(f.listen)
   if (listen.length === 0) throw new UsageError('--listen needs at least one multiaddr')
-  for (const a of listen) if (!a.startsWith('/')) throw new UsageError(`--listen takes multiaddrs like /ip4/0.0.0.0/tcp/7778, got "${a}"`)
+  for (const a of listen) {
+    if (!a.startsWith('/')) throw new UsageError(`--listen takes multiaddrs like /ip4/0.0.0.0/tcp/7778, got "${a}"`)
+    try {
+      multiaddr(a)
+    } catch (err: any) {
+      throw new UsageError(`--listen: invalid multiaddr "${a}": ${err.message}`)
+    }
+  }
+  const peers = splitList(f.peers)
+  for (const p of peers) {
+    try {
+      parsePeerAddr(p)
+    } catch (err: any) {
+      throw new UsageError(`--peers: ${err.message}`)
+    }
+  }
   const level = f.logLevel.toLowerCase()
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
   if (f.dataDir.trim() === '') throw new UsageError('--data-dir must not be empty')
@@ -87,7 +104,7 @@ export function buildConfig (f: StartFlags): Config {
     httpHost: host,
     httpPort: port,
     listen,
-    peers: splitList(f.peers),
+    peers,
     logLevel: level,
     consistentTimeoutSec: positiveNumber(f.consistentTimeout, 'consistent timeout', 300),
     gossipBatchMs: positiveNumber(f.gossipBatchMs, 'gossip batch', 1000),

@@ -10,7 +10,7 @@ import { createNode, type CountdLibp2p } from './node.js'
 import { DeltaGossip } from './gossip.js'
 import { SYNC_PROTOCOL, SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost } from './sync.js'
 import { READ_PROTOCOL, requestState, serveState } from './read.js'
-import { parsePeerAddr, withoutPeerId } from './addr.js'
+import { parsePeerAddr, withoutPeerId } from '../addr.js'
 import { metrics } from '../metrics.js'
 
 export interface NetworkOptions {
