@@ -2,7 +2,7 @@
 // must pass SPEC §4 every time. Needs root and iproute2, as CI has.
 import { strict as assert } from 'node:assert'
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from '../scripts/cluster.js'
@@ -23,6 +23,7 @@ describe('chaos: partitions, kill -9, pauses, wipes, degraded links', function (
       p.stderr.on('data', d => { stderr += d })
       p.on('exit', code => resolve({ code, stdout, stderr }))
     })
+    rmSync(out, { recursive: true, force: true })
     const verdict = stdout.trim().split('\n').pop() ?? ''
     assert.equal(code, 0, `${verdict}\n${stderr.split('\n').filter(l => l.includes('PROBLEM') || l.includes('error')).join('\n')}`)
     assert.match(verdict, /^PASS nodes=5 .* lost=0 invented=0 /)

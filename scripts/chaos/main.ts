@@ -72,6 +72,8 @@ class Run {
   readonly nodes: CountdNode[] = []
   readonly counters = ['c0', 'c1', 'c2', 'c3']
   readonly counts = new Map(this.counters.map(c => [c, { sent: 0n, acked: 0n, unknown: 0n, failed: 0n } satisfies Counts]))
+  /** Start of the partition in force now (a member is hidden from some node). */
+  private partitionSince: number | undefined
   /** Nodes clients stay away from (about to be wiped). */
   private readonly drained = new Set<CountdNode>()
   readonly ops = { ok: 0, failed: 0, unknown: 0 }
@@ -178,12 +180,15 @@ class Run {
       const n = this.pick(this.nodes)
       const name = this.pick(this.counters)
       const ackedBefore = this.counts.get(name)!.acked
+      const startedAt = this.now()
       try {
         const res = await fetch(`${n.url}/counter/${name}/consistent_value?timeout=1`, { signal: AbortSignal.timeout(3000) })
         const body = await res.text()
         if (res.status === 200) {
           this.consistent.ok++
           if (BigInt(body) < ackedBefore) this.problems.push(`consistent read: ${n.name} ${name} = ${body} < ${ackedBefore} acked before the read`)
+          // A partition that was in force for the whole read hides a member from every node.
+          if (this.partitionSince !== undefined && this.partitionSince < startedAt) this.problems.push(`consistent read: ${n.name} answered 200 during a partition (read at ${startedAt} ms)`)
         } else if (res.status === 503) {
           this.consistent.unavailable++
         } else {
@@ -230,7 +235,9 @@ class Run {
       fault.nodes = this.someNodes(this.nemesisRandom() < 0.5 ? 1 : Math.floor(n / 2))
       log(`partition ${fault.nodes.join(',')} | rest`)
       net.partition(fault.nodes)
+      this.partitionSince = this.now()
       await sleep(hold)
+      this.partitionSince = undefined
       net.heal(n)
     } else if (kind === 'flap') {
       fault.nodes = this.someNodes(Math.floor(n / 2))
@@ -411,6 +418,7 @@ class Run {
     for (const n of this.nodes) n.resume()
     await Promise.all(this.nodes.map(async n => await n.kill('SIGKILL')))
     net.cleanup()
+    net.unlock()
     if (!this.o.keep) rmSync(this.dir, { recursive: true, force: true })
   }
 }

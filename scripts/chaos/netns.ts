@@ -6,6 +6,7 @@
 //             cd-m<i> 10.78.<i>.1/30     (management veth)
 //   cd-n<i>:  eth0 10.77.0.<i>/24        mgmt0 10.78.<i>.2/30
 import { execFileSync } from 'node:child_process'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 
 export const PREFIX = 'cd-'
 
@@ -32,17 +33,49 @@ export function netnsAvailable (): string | undefined {
   return undefined
 }
 
-/** Remove every namespace, link and bridge this harness may have left behind. */
+/**
+ * Remove every namespace, link and bridge this harness may have left behind,
+ * killing the processes still inside (deleting a namespace does not).
+ */
 export function cleanup (): void {
   let names: string[] = []
   quiet(() => { names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map(l => l.split(' ')[0]) })
-  for (const n of names) if (n.startsWith(PREFIX)) quiet(() => ip('netns', 'del', n))
+  for (const n of names) {
+    if (!n.startsWith(PREFIX)) continue
+    quiet(() => {
+      for (const pid of execFileSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).split('\n').filter(p => p !== '')) {
+        quiet(() => process.kill(Number(pid), 'SIGCONT'))
+        quiet(() => process.kill(Number(pid), 'SIGKILL'))
+      }
+    })
+    quiet(() => ip('netns', 'del', n))
+  }
   let links: string[] = []
   quiet(() => { links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').map(l => l.split(': ')[1]?.split('@')[0] ?? '') })
   for (const l of links) if (l.startsWith(PREFIX)) quiet(() => ip('link', 'del', l))
 }
 
+const LOCK = '/tmp/countd-chaos.lock'
+
+/** One run at a time: two runs would delete each other's namespaces. */
+export function lock (): void {
+  try {
+    writeFileSync(LOCK, String(process.pid), { flag: 'wx' })
+    return
+  } catch {}
+  const holder = Number(readFileSync(LOCK, 'utf8'))
+  let alive = false
+  try { process.kill(holder, 0); alive = holder !== process.pid } catch {}
+  if (alive) throw new Error(`another chaos run (pid ${holder}) is using the namespaces; wait for it or remove ${LOCK}`)
+  writeFileSync(LOCK, String(process.pid))
+}
+
+export function unlock (): void {
+  quiet(() => { if (Number(readFileSync(LOCK, 'utf8')) === process.pid) rmSync(LOCK) })
+}
+
 export function setup (nodes: number): void {
+  lock()
   cleanup()
   for (const br of [`${PREFIX}br0`, `${PREFIX}br1`]) {
     ip('link', 'add', br, 'type', 'bridge')
