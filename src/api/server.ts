@@ -170,12 +170,13 @@ const INCREMENT_RULE = 'increment must be a decimal integer between 1 and 900719
 /** The JSON number literal of `"value"` in the raw body: rejects 1e3 and 5.0 like the text form. */
 function jsonValueLiteralIsInteger (text: string): boolean {
   const m = /"value"\s*:\s*([^\s,}]+)/.exec(text)
-  return m === null || /^[0-9]+$/.test(m[1]) || /^"[0-9]+"$/.test(m[1])
+  return m === null || /^[0-9]+$/.test(m[1])
 }
 
 /** The increment of POST /counter/:name from body or ?by= (empty = 1). */
 async function readIncrement (ctx: Ctx): Promise<bigint> {
   const text = await readBody(ctx.req)
+  if (ctx.url.searchParams.getAll('by').length > 1) throw badRequest('give ?by= once')
   const by = ctx.url.searchParams.get('by')
   const bodyEmpty = text.trim() === ''
   if (by !== null) {
@@ -190,8 +191,9 @@ async function readIncrement (ctx: Ctx): Promise<bigint> {
       if (!/^\s*[0-9]+\s*$/.test(text)) throw badRequest(INCREMENT_RULE)
       raw = parsed
     } else if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && 'value' in parsed) {
-      if (!jsonValueLiteralIsInteger(text)) throw badRequest(INCREMENT_RULE)
       raw = (parsed as { value: unknown }).value
+      // A JSON number written as digits: not "5", 5.0 or 5e0.
+      if (typeof raw !== 'number' || !jsonValueLiteralIsInteger(text)) throw badRequest(INCREMENT_RULE)
     } else {
       throw badRequest('JSON body must be {"value": N}')
     }

@@ -86,6 +86,8 @@ describe('HTTP API', function () {
       ['POST', '/counter/target', '{"value": -4}', json, 400],
       ['POST', '/counter/target', '{"nope": 4}', json, 400],
       ['POST', '/counter/target', '[1]', json, 400],
+      ['POST', '/counter/target', '{"value": "5"}', json, 400],
+      ['POST', '/counter/target?by=2&by=3', undefined, {}, 400],
       ['POST', '/counter/target', 'x'.repeat(70 * 1024), {}, 413],
       ['POST', '/counter/bad%20name', '1', {}, 400],
       ['POST', '/counter/' + 'a'.repeat(201), '1', {}, 400],
