@@ -42,8 +42,10 @@ export class Network {
   private readonly syncing = new Set<string>()
   private readonly dialing = new Set<string>()
   private timers: NodeJS.Timeout[] = []
-  /** Per peer: the member list we last sent it (as a fingerprint) and when. */
+  /** Per peer: the member list it has from us (as a fingerprint) and when it got it. */
   private readonly membersSent = new Map<string, { fingerprint: string, at: number }>()
+  /** Per peer: the member list put in the exchange under way. */
+  private readonly membersOffered = new Map<string, { fingerprint: string, at: number }>()
   /** Per peer: when an anti-entropy exchange with it last completed. */
   private readonly lastSynced = new Map<string, number>()
   private readonly syncHost: SyncHost
@@ -63,6 +65,9 @@ export class Network {
       membersFor: peer => this.membersFor(peer),
       onSynced: peer => {
         this.lastSynced.set(peer, Date.now())
+        // Only a completed exchange proves the peer got our member list.
+        const sent = this.membersOffered.get(peer)
+        if (sent !== undefined) this.membersSent.set(peer, sent)
         replica.markJoined()
       }
     }
@@ -79,6 +84,7 @@ export class Network {
     this.node.addEventListener('peer:disconnect', evt => {
       metrics.peers.set(this.node.getPeers().length)
       this.membersSent.delete(evt.detail.toString())
+      this.membersOffered.delete(evt.detail.toString())
     })
     this.node.addEventListener('peer:identify', evt => {
       const addrs = evt.detail.listenAddrs.map(a => withoutPeerId(a.toString()))
@@ -278,8 +284,9 @@ export class Network {
   }
 
   /**
-   * The member list to put in a sync hello for `peer`: sent when it changed
-   * since we last sent it there, and every 30 s (for last-seen times).
+   * The member list to put in a sync hello for `peer`: sent until an
+   * exchange carrying the current list completes, then again when it
+   * changes, and every 30 s (for last-seen times).
    */
   private membersFor (peer: string): Member[] | undefined {
     const members = [...this.replica.members.values()]
@@ -287,7 +294,7 @@ export class Network {
     const now = Date.now()
     const last = this.membersSent.get(peer)
     if (last !== undefined && last.fingerprint === fingerprint && now - last.at < MEMBERS_RESEND_MS) return undefined
-    this.membersSent.set(peer, { fingerprint, at: now })
+    this.membersOffered.set(peer, { fingerprint, at: now })
     return members
   }
 
