@@ -23,8 +23,9 @@ describe('chaos: partitions, kill -9, pauses, wipes, degraded links', function (
       p.stderr.on('data', d => { stderr += d })
       p.on('exit', code => resolve({ code, stdout, stderr }))
     })
-    rmSync(out, { recursive: true, force: true })
     const verdict = stdout.trim().split('\n').pop() ?? ''
+    // Keep history.json and values.svg of a failed run for the post-mortem.
+    if (code === 0) rmSync(out, { recursive: true, force: true })
     assert.equal(code, 0, `${verdict}\n${stderr.split('\n').filter(l => l.includes('PROBLEM') || l.includes('error')).join('\n')}`)
     assert.match(verdict, /^PASS nodes=5 .* lost=0 invented=0 /)
   })
