@@ -248,7 +248,7 @@ function parseTimeout (ctx: Ctx, defaultSec: number): number {
   const t = ctx.url.searchParams.get('timeout')
   if (t === null) return defaultSec * 1000
   if (!/^[0-9]+(\.[0-9]+)?$/.test(t) || Number(t) <= 0 || Number(t) > 300) throw badRequest('timeout must be a number of seconds in (0, 300]')
-  return Number(t) * 1000
+  return Math.max(1, Math.round(Number(t) * 1000))
 }
 
 /** Every route and its methods, for the OpenAPI consistency test. */

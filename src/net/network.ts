@@ -175,7 +175,7 @@ export class Network {
       for (const m of this.replica.activeMembers()) {
         if (asked.has(m.id)) continue
         asked.add(m.id)
-        inFlight.push(this.readFrom(m.id, name, signal).then(askNew, err => {
+        inFlight.push(this.readFrom(m.id, name, signal, timeoutMs).then(askNew, err => {
           this.log.debug({ member: m.id, err: err.message }, 'consistent read: member unreachable')
           failed.add(m.id)
         }))
@@ -191,14 +191,23 @@ export class Network {
     return { value: this.replica.value(name), unreachable: [...failed] }
   }
 
-  /** Read `name` from member `id`, retrying transient failures (a connection being replaced) until `signal` fires. */
-  private async readFrom (id: string, name: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Read `name` from member `id`, retrying until `signal` fires. Each try
+   * gets a share of the time: a connection that does not answer is dropped,
+   * so the next try dials afresh. (After a partition heals, a TCP connection
+   * can stay silent for seconds in retransmission backoff while a new one
+   * works at once.)
+   */
+  private async readFrom (id: string, name: string, signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const tryMs = Math.round(Math.max(500, Math.min(1500, timeoutMs / 3)))
     for (let attempt = 0; ; attempt++) {
+      const trySignal = AbortSignal.any([signal, AbortSignal.timeout(tryMs)])
       try {
-        await this.readOnce(id, name, signal)
+        await this.readOnce(id, name, trySignal)
         return
       } catch (err) {
         if (signal.aborted) throw err
+        if (trySignal.aborted) await this.node.hangUp(peerIdFromString(id)).catch(() => {})
         await new Promise(resolve => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)))
       }
     }
