@@ -151,6 +151,8 @@ export interface ClusterOptions {
   env?: Record<string, string>
   logLevel?: string
   onLine?: (node: string, line: string) => void
+  /** Command prefix for every node (see NodeOptions.wrap). */
+  wrap?: string[]
 }
 
 let portCursor = 20000 + Math.floor(Math.random() * 20000)
@@ -180,6 +182,7 @@ export class Cluster {
         args: o.args,
         env: o.env,
         logLevel: o.logLevel,
+        wrap: o.wrap,
         onLine: o.onLine !== undefined ? line => o.onLine!(`n${i + 1}`, line) : undefined
       }))
     }

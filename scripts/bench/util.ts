@@ -145,24 +145,8 @@ export function trackNode (n: CountdNode): CountdNode {
 export async function startCluster (n: number, extra: Partial<ClusterOptions> = {}): Promise<Cluster> {
   const base = await portBlock(2 * n)
   const dir = tempDir('cluster')
-  if (countdWrap === undefined) {
-    const cluster = await Cluster.start({ nodes: n, httpBase: base, p2pBase: base + n, dir, logLevel: 'info', env: { ...countdEnv }, ...extra })
-    for (const node of cluster.nodes) trackNode(node)
-    return cluster
-  }
-  // Same layout as Cluster.start (node 0 first, the others join it), with the profiling prefix.
-  const ns: CountdNode[] = []
-  for (let i = 0; i < n; i++) {
-    ns.push(trackNode(new CountdNode({ name: `n${i + 1}`, dataDir: join(dir, `n${i + 1}`), httpPort: base + i, p2pPort: base + n + i, peers: i === 0 ? [] : [`127.0.0.1:${base + n}`], logLevel: 'info', env: { ...countdEnv }, wrap: countdWrap })))
-  }
-  const cluster = new Cluster(ns, dir)
-  try {
-    await ns[0].start()
-    await Promise.all(ns.slice(1).map(async x => await x.start()))
-  } catch (err) {
-    await cluster.stop()
-    throw err
-  }
+  const cluster = await Cluster.start({ nodes: n, httpBase: base, p2pBase: base + n, dir, logLevel: 'info', env: { ...countdEnv }, wrap: countdWrap, ...extra })
+  for (const node of cluster.nodes) trackNode(node)
   return cluster
 }
 
