@@ -46,7 +46,6 @@ export class Daemon {
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
         metrics.fsyncSeconds.observe(ms / 1000)
-        metrics.incrementsAccepted.inc(size)
       }
       network = new Network(replica, key, {
         listen: cfg.listen,

@@ -31,7 +31,7 @@ export const metrics = {
   httpRequests: new Counter({ name: 'countd_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [registry] }),
   httpLatency: new Histogram({ name: 'countd_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['route'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] }),
   incrementsAccepted: new Counter({ name: 'countd_increments_total', help: 'Increments made durable on this node', registers: [registry] }),
-  commitBatchSize: new Histogram({ name: 'countd_commit_batch_size', help: 'Increments per group-commit (fsync) batch', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [registry] }),
+  commitBatchSize: new Histogram({ name: 'countd_commit_batch_size', help: 'Writers (requests) sharing one group-commit (fsync) batch', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [registry] }),
   fsyncSeconds: new Histogram({ name: 'countd_fsync_duration_seconds', help: 'Duration of synced LevelDB batch writes', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [registry] }),
   deltasPublished: new Counter({ name: 'countd_gossip_deltas_published_total', help: 'Counter deltas published on gossip', registers: [registry] }),
   deltaMessagesPublished: new Counter({ name: 'countd_gossip_messages_published_total', help: 'Gossip messages published', registers: [registry] }),

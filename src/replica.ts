@@ -3,6 +3,7 @@
 // only to this object; it uses the pure CRDT and the store.
 import { GCounter, type Entry } from './crdt/gcounter.js'
 import { DigestTree, leafOf, BITS_PER_LEVEL, DEPTH } from './crdt/digest.js'
+import { metrics } from './metrics.js'
 import type { Store, StoredEntry, MemberRecord, IdempotencyRecord } from './store/store.js'
 
 export type Member = MemberRecord
@@ -55,7 +56,6 @@ export class Replica {
   private readonly joinWaiters: Array<() => void> = []
   /** Keyed increments not yet durable: a concurrent retry waits for the first. */
   private readonly pendingKeyed = new Map<string, Promise<bigint>>()
-  stats = { incrementsAccepted: 0, remoteEntriesMerged: 0 }
 
   constructor (readonly id: string, private readonly store: Store) {}
 
@@ -181,7 +181,7 @@ export class Replica {
       if (this.ownPending.get(e.name) === e.count) this.ownPending.delete(e.name)
       return this.value(e.name)
     })
-    this.stats.incrementsAccepted += items.length
+    metrics.incrementsAccepted.inc(items.length)
     this.events.onLocalDelta?.(entries)
     return values
   }
@@ -203,7 +203,6 @@ export class Replica {
         grown.push(e)
       }
     })
-    this.stats.remoteEntriesMerged += grown.length
     return grown
   }
 
