@@ -192,29 +192,44 @@ export class Network {
   }
 
   /**
-   * Read `name` from member `id`, retrying until `signal` fires. Each try
-   * gets a share of the time: a connection that does not answer is dropped,
-   * so the next try dials afresh. (After a partition heals, a TCP connection
-   * can stay silent for seconds in retransmission backoff while a new one
-   * works at once.)
+   * Read `name` from member `id` before `signal` fires. The read goes over
+   * the existing connection; if that has not answered after a third of the
+   * timeout (0.5-1.5 s), a second read over a fresh connection races it.
+   * (After a partition heals, an old TCP connection can sit in
+   * retransmission backoff for seconds while a new one works at once.)
    */
   private async readFrom (id: string, name: string, signal: AbortSignal, timeoutMs: number): Promise<void> {
-    const tryMs = Math.round(Math.max(500, Math.min(1500, timeoutMs / 3)))
+    const hedgeAfterMs = Math.round(Math.max(500, Math.min(1500, timeoutMs / 3)))
+    const settled = new AbortController()
+    const both = AbortSignal.any([signal, settled.signal])
+    const hedge = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { this.readRetrying(id, name, both, true).then(resolve, reject) }, hedgeAfterMs)
+      both.addEventListener('abort', () => { clearTimeout(timer); reject(both.reason) }, { once: true })
+    })
+    try {
+      await Promise.any([this.readRetrying(id, name, both, false), hedge])
+    } catch (err) {
+      throw (err as AggregateError).errors?.[0] ?? err
+    } finally {
+      settled.abort()
+    }
+  }
+
+  /** Retry transient failures (a connection being replaced) until `signal` fires. */
+  private async readRetrying (id: string, name: string, signal: AbortSignal, freshConnection: boolean): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const trySignal = AbortSignal.any([signal, AbortSignal.timeout(tryMs)])
       try {
-        await this.readOnce(id, name, trySignal)
+        await this.readOnce(id, name, signal, freshConnection && attempt === 0)
         return
       } catch (err) {
         if (signal.aborted) throw err
-        if (trySignal.aborted) await this.node.hangUp(peerIdFromString(id)).catch(() => {})
         await new Promise(resolve => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)))
       }
     }
   }
 
-  private async readOnce (id: string, name: string, signal: AbortSignal): Promise<void> {
-    const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal })
+  private async readOnce (id: string, name: string, signal: AbortSignal, force: boolean): Promise<void> {
+    const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal, force })
     const { entries, members } = await requestState(stream, name, signal)
     await this.replica.mergeRemote(entries)
     for (const m of members) this.replica.mergeMember(m)
