@@ -20,11 +20,8 @@ export function isRetired (m: Member): boolean {
 /** How long an increment waits for a not-yet-joined replica to join. */
 const JOIN_WAIT_MS = 3000
 
-/** This replica may not acknowledge increments yet (see Replica.writable). */
-export class NotJoinedError extends Error {}
-
-/** A retry reused an Idempotency-Key for a different increment. */
-export class IdempotencyConflictError extends Error {}
+import { NotJoinedError, IdempotencyConflictError } from './errors.js'
+export { NotJoinedError, IdempotencyConflictError }
 
 export interface ReplicaEvents {
   /** Own increments that became durable (full new counts): to be gossiped. */
@@ -161,7 +158,7 @@ export class Replica {
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
     // Right after start, wait briefly for the first sync rather than refuse.
     if (!this.writable() && !await this.whenWritable(JOIN_WAIT_MS)) {
-      throw new NotJoinedError('this node has not joined its cluster yet (no member has synced with it); retry in a moment')
+      throw new NotJoinedError()
     }
     const entries: StoredEntry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
