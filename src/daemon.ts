@@ -8,6 +8,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import { isLoopbackHost, type Config } from './config.js'
 import { Store } from './store/store.js'
 import { Replica } from './replica.js'
+import { ReplicaService } from './service.js'
+import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
 import { parsePeerAddr } from './addr.js'
 import { createApi } from './api/server.js'
@@ -35,14 +37,14 @@ export class Daemon {
   ) {}
 
   static async start (cfg: Config, log: Logger): Promise<Daemon> {
-    const store = await Store.open(cfg.dataDir)
+    const store = await Store.open(cfg.dataDir, migrationLeafOf)
     let network: Network | undefined
     try {
       const key = await loadIdentity(store)
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
       replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
       await replica.load()
-      replica.clusterExpected = cfg.peers.length > 0
+      replica.gate.clusterExpected = cfg.peers.length > 0
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
         metrics.fsyncSeconds.observe(ms / 1000)
@@ -54,7 +56,16 @@ export class Daemon {
         syncIntervalMs: cfg.syncIntervalMs,
         swarmKey: cfg.swarmKeyFile !== undefined ? readSwarmKey(cfg.swarmKeyFile) : undefined
       }, log)
+      // Who listens to what: own durable writes are gossiped; new members are dialed.
+      replica.localDelta.add(entries => { network?.publish(entries) })
+      replica.members.added.add(m => { network?.memberAdded(m) })
+      store.health.onChange = failure => {
+        if (failure !== undefined) log.error({ err: failure.message }, 'writes are failing: answering them 507/503 and serving reads until the disk recovers')
+        else log.info('writes work again')
+      }
+      const service = new ReplicaService(replica, network)
       const server = createApi({
+        service,
         replica,
         cluster: clusterView(network),
         http: `${cfg.httpHost}:${cfg.httpPort}`,
@@ -76,17 +87,16 @@ export class Daemon {
         log.warn({ http: `${cfg.httpHost}:${cfg.httpPort}` }, 'HTTP API is reachable beyond this machine without --api-token: anyone who reaches it can write')
       }
       // Give the first sync a moment, so a node that is ready also accepts writes.
-      if (!await replica.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
+      if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
       const daemon = new Daemon(replica, store, network, server, log)
       daemon.sweeper = setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
       }, IDEMPOTENCY_SWEEP_MS).unref()
-      replica.events.onFatal = err => { daemon.fatal(err) }
       log.info({
         peerId: replica.id,
         http: `http://${cfg.httpHost}:${cfg.httpPort}`,
         listen: network.listenAddrs(),
-        counters: replica.counters.size,
+        counters: replica.counters.keys,
         members: replica.members.size
       }, 'ready')
       return daemon
@@ -116,11 +126,6 @@ export class Daemon {
     this.log.info('stopped')
   }
 
-  /** Durability is gone (disk error): refuse to continue rather than ack. */
-  private fatal (err: Error): void {
-    this.log.fatal({ err: err.message }, 'could not make increments durable; exiting')
-    process.exit(1)
-  }
 }
 
 /** Run until SIGINT/SIGTERM; exit 0 once stopped (forced after STOP_DEADLINE_MS). */
@@ -174,8 +179,12 @@ function clusterView (network: Network): ClusterView {
     isConnected: id => network.isConnected(id),
     checkAddrs: actors => { for (const a of actors) parsePeerAddr(a) },
     connect: async actors => await network.connect(actors.map(parsePeerAddr)),
-    consistentRead: async (name, timeoutMs) => await network.consistentRead(name, timeoutMs)
   }
+}
+
+/** Where a version-1 counter entry goes in the digest tree (store migration). */
+function migrationLeafOf (e: { key: string, sub: string }): number {
+  return counterKind.leafOf(e.key, e.sub)
 }
 
 async function sleep (ms: number): Promise<void> {

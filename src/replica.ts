@@ -1,112 +1,162 @@
-// The replica: every counter in memory, durable local increments, merge of
-// remote state, and the member list. The HTTP API and the network layer talk
-// only to this object; it uses the pure CRDT and the store.
-import { GCounter, type Entry } from './crdt/gcounter.js'
-import { DigestTree, leafOf, BITS_PER_LEVEL, DEPTH } from './crdt/digest.js'
+// The replica: every dataset in memory, durable local writes, merge of remote
+// state, the member list and the join gate. The front ends (through the
+// service) and the network layer talk only to this object; it uses the pure
+// data types (src/crdt/) and the store.
+//
+// Datasets are registered once (counters today; see src/crdt/dataset.ts for
+// how a new type joins): gossip, anti-entropy, consistent reads, the store
+// and the digest then carry it without knowing what it is.
+import type { DatasetKind, DatasetState, Entry } from './crdt/dataset.js'
+import { counterKind, type CounterSet } from './crdt/gcounter.js'
+import { DigestTree } from './crdt/digest.js'
 import { metrics } from './metrics.js'
-import type { Store, StoredEntry, MemberRecord, IdempotencyRecord } from './store/store.js'
-
-export type Member = MemberRecord
-
-/**
- * Retired by an operator (DELETE /members/:id) and not seen since: no longer
- * needed for consistent reads. Both times only grow, so the rule merges the
- * same way on every node whatever order the news arrives in.
- */
-export function isRetired (m: Member): boolean {
-  return (m.retiredAt ?? 0) > m.lastSeen
-}
-
-/** How long an increment waits for a not-yet-joined replica to join. */
-const JOIN_WAIT_MS = 3000
-
+import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
+import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
-export { NotJoinedError, IdempotencyConflictError }
+import { Listeners } from './util/listeners.js'
 
-export interface ReplicaEvents {
-  /** Own increments that became durable (full new counts): to be gossiped. */
-  onLocalDelta?: (entries: StoredEntry[]) => void
-  /** A replica id not seen before showed up (as a peer or a contributor). */
-  onNewMember?: (m: Member) => void
-  /** The store could not make an increment durable: the node must stop. */
-  onFatal?: (err: Error) => void
-}
+export { NotJoinedError, IdempotencyConflictError, isRetired }
+export type { Member, Entry }
+
+/** Every data type this version replicates, by tag. */
+export const DATASETS: ReadonlyArray<DatasetKind<any>> = [counterKind]
 
 export class Replica {
-  readonly counters = new Map<string, GCounter>()
+  readonly kinds = new Map<string, DatasetKind>()
+  private readonly states = new Map<string, DatasetState>()
+  readonly counters: CounterSet
   readonly digest = new DigestTree()
-  readonly members = new Map<string, Member>()
+  readonly members: Membership
+  readonly gate: JoinGate
+  /** Number of entries of every dataset (for the sync descent). */
+  entryCount = 0
+  /** Own entries that became durable: to be gossiped. */
+  readonly localDelta = new Listeners<Entry[]>()
   /**
    * Own count of counters with increments not yet durable (the count the
    * next increment builds on); absent = the counter's own count.
    */
   private readonly ownPending = new Map<string, bigint>()
-  /** One string instance per replica id: millions of entries share a few ids. */
-  private readonly replicaIds = new Map<string, string>()
-  events: ReplicaEvents = {}
   /** How long an Idempotency-Key is remembered (ms). */
   idempotencyWindowMs = 24 * 3600 * 1000
-  /** Another member has synced with this replica id (persisted). */
-  private joined = false
-  /** Peers were configured or known: this replica belongs to a cluster. */
-  clusterExpected = false
-  private readonly joinWaiters: Array<() => void> = []
   /** Keyed increments not yet durable: a concurrent retry waits for the first. */
   private readonly pendingKeyed = new Map<string, Promise<bigint>>()
+  readonly lookup = (tag: string): DatasetKind | undefined => this.kinds.get(tag)
 
-  constructor (readonly id: string, private readonly store: Store) {}
-
-  /** Load persisted counters and members. */
-  async load (): Promise<void> {
-    for (const m of await this.store.members()) this.members.set(m.id, m)
-    this.joined = await this.store.flag('joined')
-    for await (const chunk of this.store.entries()) {
-      for (const e of chunk) this.apply(e.name, e.replica, e.count)
+  constructor (readonly id: string, private readonly store: Store, kinds: ReadonlyArray<DatasetKind<any>> = DATASETS) {
+    for (const kind of kinds) {
+      this.kinds.set(kind.tag, kind)
+      this.states.set(kind.tag, kind.create())
     }
-    this.noteMember(this.id, [], Date.now())
+    this.counters = this.stateOf(counterKind)
+    this.members = new Membership(id, store)
+    this.gate = new JoinGate(store, this.members)
+  }
+
+  stateOf<S extends DatasetState> (kind: DatasetKind<S>): S {
+    const s = this.states.get(kind.tag)
+    if (s === undefined) throw new Error(`dataset ${kind.name} is not registered`)
+    return s as S
+  }
+
+  /** Digest-tree leaf of an entry (the store keys entries by it). */
+  readonly leafOf = (e: Entry): number => (this.kinds.get(e.ds) as DatasetKind).leafOf(e.key, e.sub)
+
+  /** Load persisted entries and members. */
+  async load (): Promise<void> {
+    await this.members.load()
+    await this.gate.load()
+    for await (const chunk of this.store.entries()) {
+      for (const e of chunk) this.apply(e)
+    }
+  }
+
+  writable (): boolean { return this.gate.writable() }
+
+  // ---- generic: durable own writes, merge of remote state, what sync sends ----
+
+  /**
+   * Make own entries durable (fsync'd, with idempotency records and meta
+   * values in the same batch), then visible, then announced for gossip.
+   * Nothing is visible (to reads or peers) before it is durable, so values
+   * never go down after a crash. `answer` runs in the same tick the entries
+   * become visible (so concurrent writers each see their own effect) and its
+   * result is returned. Throws NotJoinedError, DiskFullError or
+   * StorageError; then nothing was written or counted.
+   */
+  async writeOwn<T> (entries: Entry[], answer: () => T, records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<T> {
+    // Right after start, wait briefly for the join rather than refuse.
+    if (!this.writable() && !await this.gate.whenWritable(JOIN_WAIT_MS)) throw new NotJoinedError()
+    const placed = entries.map(e => this.place(e))
+    await this.store.writeDurable(placed, records, meta)
+    for (const e of placed) this.apply(e)
+    const result = answer()
+    if (entries.length > 0) this.localDelta.emit(entries)
+    return result
   }
 
   /**
-   * Whether increments may be acknowledged. A replica that belongs to a
-   * cluster (peers configured or known) but that no other member has heard
-   * of yet refuses them: a consistent read elsewhere could not know to ask
-   * it, and would answer 200 without its increments. Once one member has
-   * synced with it, every consistent read finds it through that member's
-   * member list. A node with no peers is a one-node cluster and may write.
+   * Merge entries from a peer; resolves with those that grew here. They are
+   * handed to LevelDB first and become visible in the same tick LevelDB has
+   * them, so a value shown to a client survives a killed process.
    */
-  writable (): boolean {
-    return this.joined || !(this.clusterExpected || this.members.size > 1)
-  }
-
-  /** Another member completed a sync with us: it knows this replica id now. */
-  markJoined (): void {
-    if (this.joined) return
-    this.joined = true
-    this.store.setFlag('joined').catch(() => {})
-    for (const wake of this.joinWaiters.splice(0)) wake()
-  }
-
-  /** Resolve once writable, or after `timeoutMs`; returns writable(). */
-  async whenWritable (timeoutMs: number): Promise<boolean> {
-    if (this.writable()) return true
-    await new Promise<void>(resolve => {
-      const timer = setTimeout(resolve, timeoutMs)
-      this.joinWaiters.push(() => { clearTimeout(timer); resolve() })
+  async mergeRemote (entries: Entry[]): Promise<Entry[]> {
+    const candidates: PlacedEntry[] = []
+    for (const e of entries) {
+      const state = this.states.get(e.ds)
+      if (state !== undefined && e.value > state.get(e.key, e.sub)) candidates.push(this.place(e))
+    }
+    if (candidates.length === 0) return []
+    const grown: Entry[] = []
+    await this.store.writeLazy(candidates, () => {
+      for (const e of candidates) if (this.apply(e)) grown.push(unplaced(e))
     })
-    return this.writable()
+    return grown
   }
 
-  // ---- reads ----
-
-  value (name: string): bigint { return this.counters.get(name)?.value ?? 0n }
-
-  entriesOf (name: string): Array<[string, bigint]> {
-    const out: Array<[string, bigint]> = []
-    this.counters.get(name)?.forEach((count, replica) => out.push([replica, count]))
+  /** Every entry of every dataset under the given digest-tree nodes at `depth`. */
+  async entriesUnder (depth: number, nodes: number[]): Promise<Entry[]> {
+    const prefixes = nodes.map(n => depth === 0 ? '' : n.toString(16).padStart(depth, '0'))
+    const out: Entry[] = []
+    for (const tag of this.kinds.keys()) {
+      for (const e of await this.store.entriesUnder(tag, prefixes)) out.push(unplaced(e))
+    }
     return out
   }
 
-  // ---- local increments ----
+  /** Every entry of one key of a dataset whose key sits in one leaf (counters). */
+  entriesOfKey (tag: string, key: string): Entry[] {
+    if (tag === counterKind.tag) return this.entriesOf(key).map(([sub, value]) => ({ ds: tag, key, sub, value }))
+    return []
+  }
+
+  private place (e: Entry): PlacedEntry {
+    return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: this.leafOf(e) }
+  }
+
+  private apply (e: PlacedEntry): boolean {
+    const kind = this.kinds.get(e.ds)
+    const state = this.states.get(e.ds)
+    if (kind === undefined || state === undefined) return false
+    const old = state.apply(e.key, e.sub, e.value)
+    if (old === undefined) return false
+    this.digest.replace(e.leaf, old === 0n ? undefined : kind.hashOf(e.key, e.sub, old), kind.hashOf(e.key, e.sub, e.value))
+    if (old === 0n) this.entryCount++
+    // Whoever wrote an entry is a member (counters: the replica counted).
+    const owner = kind.ownerOf(e.key, e.sub)
+    if (owner !== undefined && !this.members.has(owner)) this.members.note(owner)
+    return true
+  }
+
+  // ---- counters ----
+
+  value (name: string): bigint { return this.counters.value(name) }
+
+  entriesOf (name: string): Array<[string, bigint]> {
+    const out: Array<[string, bigint]> = []
+    this.counters.byName.get(name)?.forEach((count, replica) => out.push([replica, count]))
+    return out
+  }
 
   async increment (name: string, by: bigint): Promise<bigint> {
     return (await this.incrementMany([[name, by]]))[0]
@@ -143,7 +193,7 @@ export class Replica {
     // The answer must be stored with the increment, before the value is
     // known for sure: use the value this increment produces over what is
     // visible plus own increments still in flight.
-    const inFlight = this.ownCount(name) - (this.counters.get(name)?.count(this.id) ?? 0n)
+    const inFlight = this.ownCount(name) - this.counters.get(name, this.id)
     const value = this.value(name) + inFlight + by
     const record: IdempotencyRecord = { name, by: by.toString(), value: value.toString(), expiresAt: now + this.idempotencyWindowMs }
     await this.incrementMany([[name, by]], [[key, record]])
@@ -152,139 +202,38 @@ export class Replica {
 
   /**
    * Add every (name, by) atomically and durably; resolve with each counter's
-   * new local value once the batch is fsync'd. Nothing is visible (to reads
-   * or peers) before it is durable, so values never go down after a crash.
+   * new local value once the batch is fsync'd.
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
-    // Right after start, wait briefly for the first sync rather than refuse.
-    if (!this.writable() && !await this.whenWritable(JOIN_WAIT_MS)) {
-      throw new NotJoinedError()
-    }
-    const entries: StoredEntry[] = items.map(([name, by]) => {
+    if (!this.writable() && !await this.gate.whenWritable(JOIN_WAIT_MS)) throw new NotJoinedError()
+    const entries: Entry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
       this.ownPending.set(name, count)
-      return { name, replica: this.id, count }
+      return { ds: counterKind.tag, key: name, sub: this.id, value: count }
     })
     try {
-      await this.store.writeDurable(entries, records)
-    } catch (err: any) {
-      // Counts already handed out above can no longer be trusted; the
-      // daemon stops rather than ack or reuse them.
-      this.events.onFatal?.(err)
+      const values = await this.writeOwn(entries, () => entries.map(e => {
+        if (this.ownPending.get(e.key) === e.value) this.ownPending.delete(e.key)
+        return this.value(e.key)
+      }), records)
+      metrics.incrementsAccepted.inc(items.length)
+      return values
+    } catch (err) {
+      // Not durable: forget the counts handed out above (and any built on
+      // them: the store failed every write queued behind this one too).
+      for (const e of entries) this.ownPending.delete(e.key)
       throw err
     }
-    const values = entries.map(e => {
-      this.apply(e.name, e.replica, e.count)
-      if (this.ownPending.get(e.name) === e.count) this.ownPending.delete(e.name)
-      return this.value(e.name)
-    })
-    metrics.incrementsAccepted.inc(items.length)
-    this.events.onLocalDelta?.(entries)
-    return values
-  }
-
-  // ---- remote state ----
-
-  /**
-   * Merge entries from a peer; resolves with those that grew here. They are
-   * handed to LevelDB first and become visible in the same tick LevelDB has
-   * them, so a value shown to a client survives a killed process.
-   */
-  async mergeRemote (entries: StoredEntry[]): Promise<StoredEntry[]> {
-    const candidates = entries.filter(e => e.count > (this.counters.get(e.name)?.count(e.replica) ?? 0n))
-    if (candidates.length === 0) return []
-    const grown: StoredEntry[] = []
-    await this.store.writeLazy(candidates, () => {
-      for (const e of candidates) {
-        if (!this.apply(e.name, e.replica, e.count)) continue
-        grown.push(e)
-      }
-    })
-    return grown
-  }
-
-  /** Every entry of every counter under the given digest-tree nodes at `depth`. */
-  entriesUnder (depth: number, nodes: Set<number>): StoredEntry[] {
-    const shift = BITS_PER_LEVEL * (DEPTH - depth)
-    const out: StoredEntry[] = []
-    for (const [name, c] of this.counters) {
-      if (!nodes.has(leafOf(name) >>> shift)) continue
-      c.forEach((count, replica) => out.push({ name, replica, count }))
-    }
-    return out
   }
 
   /** Own count of `name` including increments not yet durable. */
   private ownCount (name: string): bigint {
-    const applied = this.counters.get(name)?.count(this.id) ?? 0n
+    const applied = this.counters.get(name, this.id)
     const pending = this.ownPending.get(name) ?? 0n
     return pending > applied ? pending : applied
   }
-
-  private apply (name: string, replica: string, count: bigint): boolean {
-    let id = this.replicaIds.get(replica)
-    if (id === undefined) {
-      id = replica
-      this.replicaIds.set(id, id)
-    }
-    replica = id
-    let c = this.counters.get(name)
-    if (c === undefined) {
-      c = new GCounter()
-      this.counters.set(name, c)
-    }
-    const old = c.mergeEntry(replica, count)
-    if (old === undefined) return false
-    this.digest.update(leafOf(name), name, replica, old, count)
-    if (!this.members.has(replica)) this.noteMember(replica)
-    return true
-  }
-
-  // ---- membership ----
-
-  /** Record that `id` exists (and optionally where and when it was seen). */
-  noteMember (id: string, addrs?: string[], seenAt?: number): Member {
-    return this.mergeMember({ id, addrs: addrs ?? [], lastSeen: seenAt ?? 0 })
-  }
-
-  /** Merge what a peer (or we) know of a member: times take the max, addrs the newest. */
-  mergeMember (news: Member): Member {
-    let m = this.members.get(news.id)
-    const isNew = m === undefined
-    if (m === undefined) {
-      m = { id: news.id, addrs: [], lastSeen: 0 }
-      this.members.set(news.id, m)
-    }
-    let changed = isNew
-    if (news.addrs.length > 0 && (m.addrs.length === 0 || news.lastSeen >= m.lastSeen) && news.addrs.join() !== m.addrs.join()) {
-      m.addrs = news.addrs
-      changed = true
-    }
-    // Persist last-seen at most every 10 s per member: it is advisory.
-    if (news.lastSeen - m.lastSeen > 10000) changed = true
-    m.lastSeen = Math.max(m.lastSeen, news.lastSeen)
-    if ((news.retiredAt ?? 0) > (m.retiredAt ?? 0)) {
-      m.retiredAt = news.retiredAt
-      changed = true
-    }
-    if (changed) this.store.saveMember(m)
-    if (isNew) this.events.onNewMember?.(m)
-    return m
-  }
-
-  /** Retire a member for good: consistent reads stop waiting for it; its counts stay. */
-  retire (id: string, now: number): boolean {
-    const m = this.members.get(id)
-    if (m === undefined || id === this.id) return false
-    m.retiredAt = Math.max(now, m.lastSeen + 1)
-    this.store.saveMember(m)
-    return true
-  }
-
-  /** Members a consistent read must hear from (all but self and retired). */
-  activeMembers (): Member[] {
-    return [...this.members.values()].filter(m => m.id !== this.id && !isRetired(m))
-  }
 }
 
-export type { Entry, StoredEntry }
+function unplaced (e: PlacedEntry): Entry {
+  return { ds: e.ds, key: e.key, sub: e.sub, value: e.value }
+}

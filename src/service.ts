@@ -26,3 +26,63 @@ export interface CountdService {
   /** `count` (1..10000) cluster-unique, increasing 64-bit IDs; throws IdsUnavailableError (503). */
   nextIds: (count: number) => Promise<bigint[]>
 }
+
+// ---- the implementation over the replica ----
+
+import type { Replica } from './replica.js'
+import { counterKind } from './crdt/gcounter.js'
+import { CountdError, UnreachableError, NotJoinedError } from './errors.js'
+import { JOIN_WAIT_MS } from './membership.js'
+
+/** What consistent reads need from the network (the daemon passes the real Network). */
+export interface ClusterReads {
+  /** Read one key of a dataset from every active member; returns the unreachable ones. */
+  consistentRead: (tag: string, key: string, timeoutMs: number) => Promise<string[]>
+  /** A full anti-entropy exchange with every active member; returns the unreachable ones. */
+  consistentSync: (timeoutMs: number) => Promise<string[]>
+}
+
+export class ReplicaService implements CountdService {
+  constructor (private readonly replica: Replica, private readonly cluster: ClusterReads) {}
+
+  get id (): string { return this.replica.id }
+
+  async increment (name: string, by: bigint): Promise<bigint> { return await this.replica.increment(name, by) }
+
+  async incrementMany (items: Array<[string, bigint]>): Promise<bigint[]> { return await this.replica.incrementMany(items) }
+
+  value (name: string): bigint { return this.replica.value(name) }
+
+  async consistentValue (name: string, timeoutMs: number): Promise<bigint> {
+    await this.joined(timeoutMs, () => this.replica.value(name))
+    const unreachable = await this.cluster.consistentRead(counterKind.tag, name, timeoutMs)
+    const value = this.replica.value(name)
+    if (unreachable.length > 0) throw new UnreachableError(`could not reach ${unreachable.length} member(s) in time`, value, unreachable)
+    return value
+  }
+
+  async addItems (_items: ItemRef[]): Promise<{ accepted: number, added: number }> {
+    throw new CountdError('not_implemented', 'items are not available yet')
+  }
+
+  itemCount (_tenant: string): number { return 0 }
+
+  async consistentItemCount (_tenant: string, _timeoutMs: number): Promise<number> {
+    throw new CountdError('not_implemented', 'items are not available yet')
+  }
+
+  async hasItem (_tenant: string, _id: string): Promise<boolean> {
+    throw new CountdError('not_implemented', 'items are not available yet')
+  }
+
+  async nextIds (_count: number): Promise<bigint[]> {
+    throw new CountdError('not_implemented', 'ids are not available yet')
+  }
+
+  /** A node that has not joined cannot know every member: no consistent read yet. */
+  private async joined (timeoutMs: number, bestGuess: () => bigint | number): Promise<void> {
+    if (!await this.replica.gate.whenWritable(Math.min(timeoutMs, JOIN_WAIT_MS))) {
+      throw new UnreachableError(new NotJoinedError().message, bestGuess(), [])
+    }
+  }
+}

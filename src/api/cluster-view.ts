@@ -7,5 +7,4 @@ export interface ClusterView {
   /** Throws an Error with a user-facing message if an address is invalid. */
   checkAddrs: (actors: string[]) => void
   connect: (actors: string[]) => Promise<string[]>
-  consistentRead: (name: string, timeoutMs: number) => Promise<{ value: bigint, unreachable: string[] }>
 }

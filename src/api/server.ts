@@ -3,6 +3,8 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Replica } from '../replica.js'
+import type { CountdService } from '../service.js'
+import { UnreachableError } from '../errors.js'
 import { isRetired, IdempotencyConflictError, NotJoinedError } from '../replica.js'
 import type { ClusterView } from './cluster-view.js'
 import { HttpError, badRequest } from './errors.js'
@@ -15,6 +17,7 @@ export const BODY_LIMIT = 64 * 1024
 const MAX_BATCH = 10000
 
 export interface ApiOptions {
+  service: CountdService
   replica: Replica
   cluster: ClusterView
   /** Advertised HTTP address (host:port) for /status. */
@@ -304,17 +307,18 @@ function buildRoutes (o: ApiOptions): Route[] {
       GET: async ctx => {
         const name = checkName(ctx.params[0])
         const timeoutMs = parseTimeout(ctx, o.consistentTimeoutSec)
-        // Not joined yet: this node cannot know every member.
-        if (!await replica.whenWritable(Math.min(timeoutMs, 3000))) throw new HttpError(503, 'this node has not joined its cluster yet', { bestGuess: replica.value(name), unreachable: [] })
-        const { value, unreachable } = await cluster.consistentRead(name, timeoutMs)
-        if (unreachable.length === 0) sendText(ctx.res, 200, value.toString())
-        else throw new HttpError(503, `could not reach ${unreachable.length} member(s) in time`, { bestGuess: value, unreachable })
+        try {
+          sendText(ctx.res, 200, (await o.service.consistentValue(name, timeoutMs)).toString())
+        } catch (err) {
+          if (err instanceof UnreachableError) throw new HttpError(503, err.message, { bestGuess: err.bestGuess, unreachable: err.unreachable })
+          throw err
+        }
       }
     }),
     route('/counters', {
       GET: ctx => {
         const list: Array<{ name: string, value: bigint }> = []
-        for (const [name, c] of replica.counters) list.push({ name, value: c.value })
+        for (const [name, c] of replica.counters.byName) list.push({ name, value: c.value })
         sendJson(ctx.res, 200, list)
       },
       POST: async ctx => {
@@ -346,7 +350,7 @@ function buildRoutes (o: ApiOptions): Route[] {
       DELETE: ctx => {
         const id = ctx.params[0]
         if (id === replica.id) throw new HttpError(409, 'a node cannot retire itself')
-        if (!replica.retire(id, Date.now())) throw new HttpError(404, `no member ${id}`)
+        if (!replica.members.retire(id, Date.now())) throw new HttpError(404, `no member ${id}`)
         ctx.res.writeHead(204).end()
       }
     }),
@@ -358,7 +362,7 @@ function buildRoutes (o: ApiOptions): Route[] {
           http: o.http,
           peers: cluster.peers(),
           members: memberList(o, false),
-          counters: replica.counters.size,
+          counters: replica.counters.keys,
           uptimeSec: Math.round((Date.now() - o.startedAt) / 1000)
         })
       }
@@ -367,7 +371,7 @@ function buildRoutes (o: ApiOptions): Route[] {
     route('/openapi.json', { GET: ctx => { sendJson(ctx.res, 200, openapi) } }),
     route('/metrics', {
       GET: async ctx => {
-        metrics.counters.set(replica.counters.size)
+        metrics.counters.set(replica.counters.keys)
         metrics.members.set(replica.members.size)
         const text = await renderMetrics()
         ctx.res.writeHead(200, { 'Content-Type': registry.contentType })
@@ -381,8 +385,8 @@ function buildRoutes (o: ApiOptions): Route[] {
 function memberList (o: ApiOptions, withContribution: boolean): unknown[] {
   const contribution = new Map<string, bigint>()
   if (withContribution) {
-    for (const c of o.replica.counters.values()) {
-      c.forEach((n, id) => contribution.set(id, (contribution.get(id) ?? 0n) + n))
+    for (const c of o.replica.counters.byName.values()) {
+      c.forEach((n: bigint, id: string) => contribution.set(id, (contribution.get(id) ?? 0n) + n))
     }
   }
   return [...o.replica.members.values()].map(m => ({

@@ -1,11 +1,13 @@
-// A Merkle-style digest over a set of (counter name, replica, count) entries,
+// A Merkle-style digest over every entry of every dataset (src/crdt/dataset.ts),
 // used by anti-entropy to find what differs between two replicas in a few
 // round trips with cost proportional to the difference.
 //
-// Every entry hashes to 64 bits (two 32-bit lanes). A counter lives in a leaf
-// chosen by the hash of its name; a node's hash is the XOR of the entry hashes
-// below it. XOR makes updates O(levels): replacing an entry XORs out its old
-// hash and XORs in the new one along the path to the root. Pure: no I/O.
+// Every entry hashes to 64 bits (two 32-bit lanes) and sits in a leaf; both
+// are the dataset's choice (a counter's entries share the leaf of its name, an
+// item gets the leaf of its own hash). A node's hash is the XOR of the entry
+// hashes below it. XOR makes updates O(levels): replacing an entry XORs out
+// its old hash and XORs in the new one along the path to the root. The tree
+// never looks inside an entry. Pure: no I/O.
 
 /** log2 of the fan-out between levels. */
 export const BITS_PER_LEVEL = 4
@@ -28,20 +30,30 @@ export function hash64 (s: string, seed = 0): [number, number] {
   return [h1 >>> 0, h2 >>> 0]
 }
 
-/** Leaf index of a counter name. */
+/** Leaf index of a string (a counter name, a slot). */
 export function leafOf (name: string): number {
   return hash64(name, 0x9e3779b9)[0] >>> (32 - LEAF_BITS)
 }
 
+/** Hex prefix of a tree node at `depth` (one hex digit per level): the store keeps entries under it. */
+export function nodePrefix (depth: number, node: number): string {
+  return depth === 0 ? '' : node.toString(16).padStart(depth, '0')
+}
+
+/** A leaf as LEAF_BITS/4 hex digits (store key component). */
+export function leafHex (leaf: number): string {
+  return leaf.toString(16).padStart(DEPTH, '0')
+}
+
 /** murmur3's 32-bit finaliser: full avalanche. */
-function fmix (h: number): number {
+export function fmix (h: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
   return (h ^ (h >>> 16)) >>> 0
 }
 
 /** murmur3 32-bit mixing of one word into a running hash. */
-function mixWord (h: number, k: number): number {
+export function mixWord (h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51)
   k = (k << 15) | (k >>> 17)
   h ^= Math.imul(k, 0x1b873593)
@@ -51,8 +63,8 @@ function mixWord (h: number, k: number): number {
 
 const TWO_32 = 2 ** 32
 
-/** The count as 32-bit words, low first (any size). */
-function countWords (count: bigint): number[] {
+/** A count as 32-bit words, low first (any size). */
+export function countWords (count: bigint): number[] {
   if (count <= BigInt(Number.MAX_SAFE_INTEGER)) {
     const n = Number(count)
     return [n % TWO_32, Math.floor(n / TWO_32)]
@@ -62,51 +74,28 @@ function countWords (count: bigint): number[] {
   return words
 }
 
-/**
- * 64-bit hash of one (name, replica, count) entry: two murmur3 lanes with
- * different seeds over the words of the name's and replica's string hashes
- * and of the count. Replica hashes are cached (few replicas, many entries).
- */
-function entryHash (name: string, replicaHash: [number, number], count: bigint): [number, number] {
-  const [n1, n2] = hash64(name)
-  const words = countWords(count)
-  let a = 0x3c6ef372
-  let b = 0xa54ff53a
-  for (const w of [n1, n2, replicaHash[0], replicaHash[1], ...words]) {
-    a = mixWord(a, w)
-    b = mixWord(b, w ^ 0x5bd1e995)
-  }
-  return [fmix(a ^ words.length), fmix(b ^ (words.length + 0x68e31da4))]
-}
-
 export class DigestTree {
   /** levels[d] holds 2^(BITS_PER_LEVEL*d) nodes as interleaved lanes [a0,b0,a1,b1,...]. */
   readonly levels: Uint32Array[] = []
-  private readonly replicaHashes = new Map<string, [number, number]>()
 
   constructor () {
     for (let d = 0; d <= DEPTH; d++) this.levels.push(new Uint32Array(2 << (BITS_PER_LEVEL * d)))
   }
 
-  /** Record that `name`'s entry for `replica` went from `oldCount` (0n = absent) to `newCount`. */
-  update (leaf: number, name: string, replica: string, oldCount: bigint, newCount: bigint): void {
-    let rh = this.replicaHashes.get(replica)
-    if (rh === undefined) {
-      rh = hash64(replica, 0x7f4a7c15)
-      this.replicaHashes.set(replica, rh)
-    }
-    let [a, b] = entryHash(name, rh, newCount)
-    if (oldCount > 0n) {
-      const [oa, ob] = entryHash(name, rh, oldCount)
-      a ^= oa
-      b ^= ob
-    }
+  /** XOR an entry hash into (or, a second time, out of) `leaf` and its ancestors. */
+  toggle (leaf: number, a: number, b: number): void {
     for (let d = DEPTH; d >= 0; d--) {
       const i = (leaf >>> (BITS_PER_LEVEL * (DEPTH - d))) * 2
       const level = this.levels[d]
       level[i] ^= a
       level[i + 1] ^= b
     }
+  }
+
+  /** Record that an entry's hash changed from `old` (absent: undefined) to `now`. */
+  replace (leaf: number, old: [number, number] | undefined, now: [number, number]): void {
+    if (old === undefined) this.toggle(leaf, now[0], now[1])
+    else this.toggle(leaf, old[0] ^ now[0], old[1] ^ now[1])
   }
 
   /** Hashes of the given nodes at `depth`, as interleaved lanes. */

@@ -85,3 +85,80 @@ export class GCounter {
     return c
   }
 }
+
+// ---- counters as a dataset (src/crdt/dataset.ts) ----
+
+import type { DatasetKind, DatasetState } from './dataset.js'
+import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
+
+const COUNTER_NAME_RE = /^[A-Za-z0-9._~-]{1,200}$/
+const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
+
+/** Every counter of a replica: name -> G-Counter. */
+export class CounterSet implements DatasetState {
+  readonly byName = new Map<string, GCounter>()
+  /** One string instance per replica id: millions of entries share a few ids. */
+  private readonly replicaIds = new Map<string, string>()
+  /** Called with each name the first time it is seen (listing index). */
+  onNewKey?: (name: string) => void
+
+  get keys (): number { return this.byName.size }
+
+  get (name: string, replica: string): bigint {
+    return this.byName.get(name)?.count(replica) ?? 0n
+  }
+
+  value (name: string): bigint { return this.byName.get(name)?.value ?? 0n }
+
+  apply (name: string, replica: string, count: bigint): bigint | undefined {
+    let id = this.replicaIds.get(replica)
+    if (id === undefined) {
+      id = replica
+      this.replicaIds.set(id, id)
+    }
+    let c = this.byName.get(name)
+    if (c === undefined) {
+      c = new GCounter()
+      this.byName.set(name, c)
+      this.onNewKey?.(name)
+    }
+    return c.mergeEntry(id, count)
+  }
+}
+
+const replicaHashes = new Map<string, [number, number]>()
+
+/**
+ * 64-bit hash of one (name, replica, count) entry: two murmur3 lanes with
+ * different seeds over the words of the name's and replica's string hashes
+ * and of the count. Replica hashes are cached (few replicas, many entries).
+ */
+export function counterEntryHash (name: string, replica: string, count: bigint): [number, number] {
+  let rh = replicaHashes.get(replica)
+  if (rh === undefined) {
+    rh = hash64(replica, 0x7f4a7c15)
+    if (replicaHashes.size < 100000) replicaHashes.set(replica, rh)
+  }
+  const [n1, n2] = hash64(name)
+  const words = countWords(count)
+  let a = 0x3c6ef372
+  let b = 0xa54ff53a
+  for (const w of [n1, n2, rh[0], rh[1], ...words]) {
+    a = mixWord(a, w)
+    b = mixWord(b, w ^ 0x5bd1e995)
+  }
+  return [fmix(a ^ words.length), fmix(b ^ (words.length + 0x68e31da4))]
+}
+
+export const counterKind: DatasetKind<CounterSet> = {
+  tag: 'c',
+  name: 'counters',
+  isKey: name => COUNTER_NAME_RE.test(name),
+  isSub: replica => REPLICA_ID_RE.test(replica),
+  isValue: count => count > 0n,
+  ownerOf: (_name, replica) => replica,
+  subIsOrigin: true,
+  leafOf: name => leafOf(name),
+  hashOf: counterEntryHash,
+  create: () => new CounterSet()
+}

@@ -1,19 +1,20 @@
-// Delta dissemination over gossipsub. Own durable increments are collected
-// for a few milliseconds and published as one message per batch carrying
-// each touched counter's full own count (idempotent, order-insensitive).
+// Delta dissemination over gossipsub, for every dataset. Own durable writes
+// are collected for a few milliseconds and published as one message per
+// batch; each entry carries its whole new value (idempotent and
+// order-insensitive). Frames: src/net/wire.ts.
 import type { Message } from '@libp2p/gossipsub'
-import type { Replica, StoredEntry } from '../replica.js'
-import { encodeDelta, decodeDelta } from './codec.js'
+import type { Replica, Entry } from '../replica.js'
+import { encodeDelta, decodeDelta, DELTA_TOPIC } from './wire.js'
 import { metrics } from '../metrics.js'
 import type { CountdLibp2p } from './node.js'
 import type { Logger } from 'pino'
 
-export const DELTA_TOPIC = '/countd/deltas/1'
-/** Largest number of deltas in one gossip message (keeps messages well under 1 MiB). */
-const MAX_DELTAS_PER_MESSAGE = 5000
+/** Largest number of entries in one gossip message (keeps messages well under 1 MiB). */
+const MAX_ENTRIES_PER_MESSAGE = 5000
 
 export class DeltaGossip {
-  private pending = new Map<string, bigint>()
+  /** Pending own entries by dataset/key/sub: only the newest value of each is sent. */
+  private pending = new Map<string, Entry>()
   private timer: NodeJS.Timeout | undefined
 
   constructor (
@@ -29,11 +30,12 @@ export class DeltaGossip {
     pubsub.addEventListener('message', evt => { this.receive(evt.detail) })
   }
 
-  /** Queue own new counts for the next batch. */
-  enqueue (entries: StoredEntry[]): void {
+  /** Queue own new entries for the next batch. */
+  enqueue (entries: Entry[]): void {
     for (const e of entries) {
-      const prev = this.pending.get(e.name)
-      if (prev === undefined || e.count > prev) this.pending.set(e.name, e.count)
+      const id = `${e.ds}/${e.key}/${e.sub}`
+      const prev = this.pending.get(id)
+      if (prev === undefined || e.value > prev.value) this.pending.set(id, e)
     }
     if (this.timer === undefined) this.timer = setTimeout(() => { this.flush() }, this.batchMs)
   }
@@ -42,12 +44,12 @@ export class DeltaGossip {
     clearTimeout(this.timer)
     this.timer = undefined
     if (this.pending.size === 0) return
-    const all = [...this.pending]
+    const all = [...this.pending.values()]
     this.pending = new Map()
-    for (let i = 0; i < all.length; i += MAX_DELTAS_PER_MESSAGE) {
-      const deltas = all.slice(i, i + MAX_DELTAS_PER_MESSAGE)
-      const bytes = encodeDelta({ sentAt: Date.now(), deltas })
-      metrics.deltasPublished.inc(deltas.length)
+    for (let i = 0; i < all.length; i += MAX_ENTRIES_PER_MESSAGE) {
+      const entries = all.slice(i, i + MAX_ENTRIES_PER_MESSAGE)
+      const bytes = encodeDelta({ sentAt: Date.now(), entries }, this.replica.lookup, this.replica.id)
+      metrics.deltasPublished.inc(entries.length)
       metrics.deltaMessagesPublished.inc()
       metrics.deltaBytesPublished.inc(bytes.length)
       // Best effort: anti-entropy repairs whatever gossip drops.
@@ -60,21 +62,26 @@ export class DeltaGossip {
   private receive (msg: Message): void {
     if (msg.topic !== DELTA_TOPIC) return
     try {
-      // Deltas are the signer's own counts: unsigned messages are dropped.
+      // Deltas speak for their signer: unsigned messages are dropped.
       if (msg.type !== 'signed') {
         this.log.debug('dropped unsigned delta')
         return
       }
       const origin = msg.from.toString()
-      const delta = decodeDelta(msg.data)
-      metrics.deltasReceived.inc(delta.deltas.length)
+      const delta = decodeDelta(msg.data, this.replica.lookup, origin)
+      // An entry owned by a replica (a counter's count) counts only from that replica.
+      const entries = delta.entries.filter(e => {
+        const owner = this.replica.kinds.get(e.ds)?.ownerOf(e.key, e.sub)
+        return owner === undefined || owner === origin
+      })
+      metrics.deltasReceived.inc(entries.length)
       metrics.deltaBytesReceived.inc(msg.data.length)
       const lag = Date.now() - delta.sentAt
       if (lag >= 0 && lag < 3600_000) metrics.replicationLag.observe(lag / 1000)
-      void this.replica.mergeRemote(delta.deltas.map(([name, count]) => ({ name, replica: origin, count }))).catch(err => {
+      void this.replica.mergeRemote(entries).catch(err => {
         this.log.warn({ err: err.message }, 'could not persist gossiped delta')
       })
-      this.replica.noteMember(origin, undefined, Date.now())
+      this.replica.members.note(origin, undefined, Date.now())
     } catch (err: any) {
       this.log.debug({ err: err.message }, 'dropped malformed delta')
     }

@@ -1,16 +1,18 @@
-// The network side of a replica: libp2p node, delta gossip, anti-entropy,
-// consistent reads and membership (learning, persisting and redialing
-// members). The daemon creates one and hands the API a narrow view of it.
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+// The network side of a replica: the libp2p node, delta gossip, anti-entropy
+// scheduling, consistent reads and the dialer. The daemon creates one and
+// attaches it to the replica's events; nothing else imports it.
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
-import type { Replica, Member } from '../replica.js'
+import type { Replica, Member, Entry } from '../replica.js'
 import { createNode, type CountdLibp2p } from './node.js'
 import { DeltaGossip } from './gossip.js'
-import { SYNC_PROTOCOL, SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost } from './sync.js'
-import { READ_PROTOCOL, requestState, serveState } from './read.js'
-import { parsePeerAddr, withoutPeerId } from '../addr.js'
+import { SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost } from './sync.js'
+import { requestState, serveState, readEveryMember } from './read.js'
+import { SYNC_PROTOCOL, READ_PROTOCOL, OLD_PROTOCOLS } from './wire.js'
+import { Dialer, REDIAL_TICK_MS } from './dialer.js'
+import { withoutPeerId } from '../addr.js'
 import { metrics } from '../metrics.js'
 
 export interface NetworkOptions {
@@ -21,26 +23,17 @@ export interface NetworkOptions {
   syncIntervalMs: number
   /** Private-network key (pnet): only peers holding it can connect. */
   swarmKey?: Uint8Array
+  /** Register libp2p's own metrics (default true; one node per process may). */
+  libp2pMetrics?: boolean
 }
 
-export interface ConsistentResult {
-  value: bigint
-  /** Member ids that could not be read in time (empty = consistent). */
-  unreachable: string[]
-}
-
-interface Backoff { nextAt: number, delayMs: number }
-const MIN_BACKOFF_MS = 250
-const MAX_BACKOFF_MS = 2000
 const MEMBERS_RESEND_MS = 30000
 
 export class Network {
   private node!: CountdLibp2p
   private gossip!: DeltaGossip
-  private readonly seeds: Multiaddr[]
-  private readonly backoff = new Map<string, Backoff>()
+  private dialer!: Dialer
   private readonly syncing = new Set<string>()
-  private readonly dialing = new Set<string>()
   private timers: NodeJS.Timeout[] = []
   /** Per peer: the member list it has from us (as a fingerprint) and when it got it. */
   private readonly membersSent = new Map<string, { fingerprint: string, at: number }>()
@@ -49,6 +42,7 @@ export class Network {
   /** Per peer: when an anti-entropy exchange with it last completed. */
   private readonly lastSynced = new Map<string, number>()
   private readonly syncHost: SyncHost
+  private readonly warnedOldPeers = new Set<string>()
   private stopped = false
 
   constructor (
@@ -57,29 +51,35 @@ export class Network {
     private readonly opts: NetworkOptions,
     private readonly log: Logger
   ) {
-    this.seeds = opts.peers.map(parsePeerAddr)
     this.syncHost = {
       replica,
       addrs: () => this.listenAddrs(),
-      onPeerHello: (peer, addrs) => { void this.rememberAddrs(peer, addrs) },
+      onPeerHello: (peer, addrs) => { void this.dialer.rememberAddrs(peer, addrs) },
       membersFor: peer => this.membersFor(peer),
       onSynced: peer => {
         this.lastSynced.set(peer, Date.now())
         // Only a completed exchange proves the peer got our member list.
         const sent = this.membersOffered.get(peer)
         if (sent !== undefined) this.membersSent.set(peer, sent)
-        replica.markJoined()
       }
     }
   }
 
-  get peerId (): string { return this.replica.id }
-
   async start (): Promise<void> {
-    this.node = await createNode(this.privateKey, this.opts.listen, this.opts.swarmKey)
+    this.node = await createNode(this.privateKey, this.opts.listen, this.opts.swarmKey, this.opts.libp2pMetrics)
     this.gossip = new DeltaGossip(this.node, this.replica, this.opts.gossipBatchMs, this.log)
+    this.dialer = new Dialer(this.node, this.replica, this.opts.peers, this.log)
     await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void serveSync(this.syncHost, stream, conn) }, { maxInboundStreams: 8 })
     await this.node.handle(READ_PROTOCOL, stream => { void serveState(this.replica, stream) }, { maxInboundStreams: 64 })
+    // Nodes of an older wire version: refuse, and say so once per peer.
+    await this.node.handle(OLD_PROTOCOLS, (stream, conn) => {
+      const peer = conn.remotePeer.toString()
+      if (!this.warnedOldPeers.has(peer)) {
+        this.warnedOldPeers.add(peer)
+        this.log.warn({ peer, protocol: stream.protocol }, 'peer speaks an older countd wire version; not talking to it (upgrade it)')
+      }
+      stream.abort(new Error('unsupported wire version'))
+    })
     this.node.addEventListener('peer:connect', evt => { this.onConnect(evt.detail) })
     this.node.addEventListener('peer:disconnect', evt => {
       metrics.peers.set(this.node.getPeers().length)
@@ -88,17 +88,21 @@ export class Network {
     })
     this.node.addEventListener('peer:identify', evt => {
       const addrs = evt.detail.listenAddrs.map(a => withoutPeerId(a.toString()))
-      this.replica.noteMember(evt.detail.peerId.toString(), addrs, Date.now())
+      this.replica.members.note(evt.detail.peerId.toString(), addrs, Date.now())
     })
     this.gossip.start()
-    this.replica.events.onLocalDelta = entries => { this.gossip.enqueue(entries) }
-    this.replica.events.onNewMember = m => { void this.rememberAddrs(m.id, m.addrs) }
     // Members known from a previous run: put their addresses where dial finds them.
-    for (const m of this.replica.activeMembers()) await this.rememberAddrs(m.id, m.addrs)
-    this.timers.push(setInterval(() => { this.redialTick() }, 500))
+    for (const m of this.replica.members.active()) await this.dialer.rememberAddrs(m.id, m.addrs)
+    this.timers.push(setInterval(() => { this.dialer.tick() }, REDIAL_TICK_MS))
     this.timers.push(setInterval(() => { this.syncAll() }, this.opts.syncIntervalMs))
-    this.redialTick()
+    this.dialer.tick()
   }
+
+  /** Own durable entries: gossip them (the daemon attaches this to the replica). */
+  publish (entries: Entry[]): void { this.gossip?.enqueue(entries) }
+
+  /** A member appeared: remember where it listens (the daemon attaches this to the replica). */
+  memberAdded (m: Member): void { void this.dialer?.rememberAddrs(m.id, m.addrs) }
 
   /** Own dialable addresses (no /p2p suffix). */
   listenAddrs (): string[] {
@@ -112,185 +116,61 @@ export class Network {
     return this.node.getConnections().some(c => c.remotePeer.toString() === id && c.status === 'open')
   }
 
-  /**
-   * Dial each address now (POST /config, `--peers`); returns per-address
-   * errors. Unreachable ones join the seeds and keep being retried.
-   */
-  async connect (addrs: Multiaddr[]): Promise<string[]> {
-    const errors: string[] = []
-    await Promise.all(addrs.map(async ma => {
-      try {
-        await this.node.dial(ma, { signal: AbortSignal.timeout(5000) })
-      } catch (err: any) {
-        if (await this.connectViaHttp(ma)) return
-        errors.push(`${ma.toString()}: ${err.message}`)
-        if (!this.seeds.some(s => s.equals(ma))) this.seeds.push(ma)
-      }
-    }))
-    return errors
-  }
-
-  /**
-   * Challenge-style configs often list the HTTP address of each actor
-   * ("host:7777"). If `ma` is a countd HTTP API, dial the libp2p addresses
-   * its /status reports instead.
-   */
-  private async connectViaHttp (ma: Multiaddr): Promise<boolean> {
-    const m = /^\/(?:ip4|dns4|dns)\/([^/]+)\/tcp\/(\d+)$/.exec(ma.toString()) ?? /^\/ip6\/([^/]+)\/tcp\/(\d+)$/.exec(ma.toString())
-    if (m === null) return false
-    const host = ma.toString().startsWith('/ip6/') ? `[${m[1]}]` : m[1]
-    try {
-      const res = await fetch(`http://${host}:${m[2]}/status`, { signal: AbortSignal.timeout(2000) })
-      const status = await res.json() as { id?: unknown, listen?: unknown }
-      if (typeof status.id !== 'string' || !Array.isArray(status.listen)) return false
-      const peer = peerIdFromString(status.id)
-      await this.node.peerStore.merge(peer, { multiaddrs: status.listen.filter((a): a is string => typeof a === 'string').map(a => multiaddr(a)) })
-      await this.node.dial(peer, { signal: AbortSignal.timeout(5000) })
-      return true
-    } catch {
-      return false
-    }
-  }
+  async connect (addrs: Multiaddr[]): Promise<string[]> { return await this.dialer.connect(addrs) }
 
   async stop (): Promise<void> {
     this.stopped = true
+    if (this.dialer !== undefined) this.dialer.stopped = true
     for (const t of this.timers) clearInterval(t)
     this.gossip?.flush()
     await this.node?.stop()
   }
 
-  // ---- consistent read ----
+  // ---- consistent reads ----
 
   /**
-   * Fetch and merge `name` from every active member (discovering members as
-   * the answers name them) within `timeoutMs`. The merged value includes
-   * every increment any reachable member acknowledged before the call.
+   * Fetch and merge one key of a dataset from every active member within
+   * `timeoutMs`; returns the members that could not be read (empty =
+   * consistent: the local state includes every write any member
+   * acknowledged before the call).
    */
-  async consistentRead (name: string, timeoutMs: number): Promise<ConsistentResult> {
-    const signal = AbortSignal.timeout(timeoutMs)
-    const asked = new Set<string>()
-    const failed = new Set<string>()
-    const inFlight: Array<Promise<void>> = []
-    const askNew = (): void => {
-      for (const m of this.replica.activeMembers()) {
-        if (asked.has(m.id)) continue
-        asked.add(m.id)
-        inFlight.push(this.readFrom(m.id, name, signal, timeoutMs).then(askNew, err => {
-          this.log.debug({ member: m.id, err: err.message }, 'consistent read: member unreachable')
-          failed.add(m.id)
-        }))
-      }
-    }
-    askNew()
-    // New reads may be pushed while we wait: loop until all settled.
-    for (let settled = 0; settled < inFlight.length;) {
-      const batch = inFlight.slice(settled)
-      await Promise.all(batch)
-      settled += batch.length
-    }
-    return { value: this.replica.value(name), unreachable: [...failed] }
+  async consistentRead (tag: string, key: string, timeoutMs: number): Promise<string[]> {
+    return await readEveryMember(this.replica, async (id, signal, fresh) => {
+      const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal, force: fresh })
+      const { entries, members } = await requestState(this.replica, stream, tag, key, signal)
+      await this.replica.mergeRemote(entries)
+      for (const m of members) this.replica.members.merge(m)
+      this.replica.members.note(id, undefined, Date.now())
+    }, timeoutMs, this.log)
   }
 
   /**
-   * Read `name` from member `id` before `signal` fires. The read goes over
-   * the existing connection; if that has not answered after a third of the
-   * timeout (0.5-1.5 s), a second read over a fresh connection races it.
-   * (After a partition heals, an old TCP connection can sit in
-   * retransmission backoff for seconds while a new one works at once.)
+   * Like consistentRead, for data spread over the whole digest tree (a
+   * tenant's items): one complete anti-entropy exchange with every active
+   * member, each started after this call.
    */
-  private async readFrom (id: string, name: string, signal: AbortSignal, timeoutMs: number): Promise<void> {
-    const hedgeAfterMs = Math.round(Math.max(500, Math.min(1500, timeoutMs / 3)))
-    const settled = new AbortController()
-    const both = AbortSignal.any([signal, settled.signal])
-    const hedge = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { this.readRetrying(id, name, both, true).then(resolve, reject) }, hedgeAfterMs)
-      both.addEventListener('abort', () => { clearTimeout(timer); reject(both.reason) }, { once: true })
-    })
-    try {
-      await Promise.any([this.readRetrying(id, name, both, false), hedge])
-    } catch (err) {
-      throw (err as AggregateError).errors?.[0] ?? err
-    } finally {
-      settled.abort()
-    }
-  }
-
-  /** Retry transient failures (a connection being replaced) until `signal` fires. */
-  private async readRetrying (id: string, name: string, signal: AbortSignal, freshConnection: boolean): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+  async consistentSync (timeoutMs: number): Promise<string[]> {
+    return await readEveryMember(this.replica, async (id, signal, fresh) => {
+      const peer = peerIdFromString(id)
+      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal, force: fresh })
+      const aborted = (): void => { stream.abort(new Error('consistent read timed out')) }
+      signal.addEventListener('abort', aborted, { once: true })
       try {
-        await this.readOnce(id, name, signal, freshConnection && attempt === 0)
-        return
-      } catch (err) {
-        if (signal.aborted) throw err
-        await new Promise(resolve => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)))
+        await runSync(this.syncHost, stream, peer)
+      } finally {
+        signal.removeEventListener('abort', aborted)
       }
-    }
+    }, timeoutMs, this.log)
   }
 
-  private async readOnce (id: string, name: string, signal: AbortSignal, force: boolean): Promise<void> {
-    const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal, force })
-    const { entries, members } = await requestState(stream, name, signal)
-    await this.replica.mergeRemote(entries)
-    for (const m of members) this.replica.mergeMember(m)
-    this.replica.noteMember(id, undefined, Date.now())
-  }
-
-  // ---- membership and anti-entropy ----
+  // ---- anti-entropy scheduling ----
 
   private onConnect (peer: PeerId): void {
     metrics.peers.set(this.node.getPeers().length)
     const id = peer.toString()
-    this.backoff.delete(id)
-    this.replica.noteMember(id, undefined, Date.now())
+    this.dialer.connected(id)
+    this.replica.members.note(id, undefined, Date.now())
     void this.syncWith(peer)
-  }
-
-  private async rememberAddrs (id: string, addrs: string[]): Promise<void> {
-    if (id === this.replica.id || addrs.length === 0 || this.stopped) return
-    try {
-      const mas = addrs.map(a => multiaddr(a))
-      await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: mas })
-    } catch (err: any) {
-      this.log.debug({ member: id, err: err.message }, 'ignoring bad member addresses')
-    }
-  }
-
-  /** Reconnect to members and seeds we are not connected to, with backoff. */
-  private redialTick (): void {
-    if (this.stopped) return
-    const now = Date.now()
-    const connected = new Set(this.peers())
-    for (const m of this.replica.activeMembers()) {
-      if (connected.has(m.id) || m.addrs.length === 0) continue
-      void this.dialWithBackoff(m.id, now, async signal => { await this.node.dial(peerIdFromString(m.id), { signal }) })
-    }
-    // Seeds have no peer id until dialed: dial each one that no connected
-    // member listens on. (A seed whose node lost its data dir comes back
-    // with a new id: dialing the address finds it again.)
-    const covered = new Set<string>()
-    for (const id of connected) for (const a of this.replica.members.get(id)?.addrs ?? []) covered.add(a)
-    for (const ma of this.seeds) {
-      const key = ma.toString()
-      if (covered.has(key)) continue
-      void this.dialWithBackoff(key, now, async signal => { await this.node.dial(ma, { signal }) })
-    }
-  }
-
-  private async dialWithBackoff (key: string, now: number, dial: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    const b = this.backoff.get(key)
-    if ((b !== undefined && now < b.nextAt) || this.dialing.has(key)) return
-    this.dialing.add(key)
-    try {
-      await dial(AbortSignal.timeout(3000))
-      this.backoff.delete(key)
-    } catch (err: any) {
-      const delayMs = Math.min(MAX_BACKOFF_MS, (b?.delayMs ?? MIN_BACKOFF_MS / 2) * 2)
-      this.backoff.set(key, { nextAt: Date.now() + delayMs, delayMs })
-      this.log.debug({ target: key, err: err.message, retryInMs: delayMs }, 'dial failed')
-    } finally {
-      this.dialing.delete(key)
-    }
   }
 
   /**

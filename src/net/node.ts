@@ -13,14 +13,15 @@ import type { PrivateKey } from '@libp2p/interface'
 export type CountdLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, pubsub: GossipSub }>
 
 /** `swarmKey`: a libp2p private-network key; peers without the same key cannot connect. */
-export async function createNode (privateKey: PrivateKey, listen: string[], swarmKey?: Uint8Array): Promise<CountdLibp2p> {
+/** `libp2pMetrics`: register libp2p's own metrics (once per process: false for a second node in one process). */
+export async function createNode (privateKey: PrivateKey, listen: string[], swarmKey?: Uint8Array, libp2pMetrics = true): Promise<CountdLibp2p> {
   return await createLibp2p({
     privateKey,
     ...(swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: swarmKey }) } : {}),
     addresses: { listen },
     transports: [tcp()],
     // libp2p's own metrics (connections, streams, bytes per protocol) on our /metrics.
-    metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }),
+    ...(libp2pMetrics ? { metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }) } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {

@@ -1,29 +1,41 @@
-// LevelDB persistence for one replica.
+// LevelDB persistence for one replica. The store knows entries of datasets
+// (src/crdt/dataset.ts) only as (tag, leaf, key, sub) -> value; it never
+// looks inside a data type.
 //
-// Key layout (utf8):
-//   c/<name>/<replicaId>  -> decimal count      (one G-Counter entry)
-//   m/<replicaId>         -> JSON MemberRecord  (membership)
-//   meta/identity         -> hex of the libp2p private key (protobuf)
-//   meta/joined           -> '1' once another member has synced with us
-//   i/<idempotency key>   -> JSON IdempotencyRecord (answer of a keyed increment)
+// Key layout (utf8), version 2:
+//   e/<tag>/<leaf as 5 hex>/<key>/<sub> -> decimal value   (one entry of a dataset)
+//   m/<replicaId>                       -> JSON MemberRecord (membership)
+//   meta/identity                       -> hex of the libp2p private key (protobuf)
+//   meta/joined                         -> '1' once a member is known to know us
+//   meta/layout                         -> '2' (this layout)
+//   meta/<name>                         -> small values of the replica (ID lease, ...)
+//   i/<idempotency key>                 -> JSON IdempotencyRecord
+// The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
+// the entries under any tree node are one key range: anti-entropy reads what
+// differs straight from LevelDB. Version 1 kept counters as c/<name>/<replica>;
+// open() migrates such a data dir once (see migrateV1).
 //
 // All writes go through a group writer: callers that arrive while a batch is
 // being written join the next batch, so N concurrent writers cost one LevelDB
-// write (and, for own increments, one fsync) instead of N. Own increments are
-// written with sync before they are acknowledged. Entries learned from peers
-// and membership are written without fsync: once LevelDB returns they are in
-// the OS and survive a killed process; after a machine crash they are simply
-// fetched again from the cluster.
+// write (and, for own writes, one fsync) instead of N. Own writes are synced
+// before they are acknowledged. Entries learned from peers and membership are
+// written without fsync: once LevelDB returns they are in the OS and survive a
+// killed process; after a machine crash they are fetched again from the cluster.
+//
+// A write that fails (disk full, I/O error) fails its batch and everything
+// queued behind it, and puts the store in a degraded state: writes fail fast
+// (DiskFullError / StorageError) while the store reopens LevelDB in the
+// background (LevelDB refuses every write after some failures until it is
+// reopened) and probes with a synced write; once that succeeds, writes resume.
+// Reads served from memory are unaffected.
 import { mkdirSync } from 'node:fs'
 import { Level } from 'level'
-import { DataDirLockedError } from '../errors.js'
+import type { Entry } from '../crdt/dataset.js'
+import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
 export { DataDirLockedError }
 
-export interface StoredEntry {
-  name: string
-  replica: string
-  count: bigint
-}
+/** An entry with its digest-tree leaf, as the store keeps it. */
+export interface PlacedEntry extends Entry { leaf: number }
 
 export interface MemberRecord {
   id: string
@@ -41,7 +53,7 @@ export interface IdempotencyRecord {
   expiresAt: number
 }
 
-type BatchOp = { type: 'put', key: string, value: string, count?: bigint } | { type: 'del', key: string }
+type BatchOp = { type: 'put', key: string, value: string, grows?: bigint } | { type: 'del', key: string }
 
 interface Waiter {
   /** Runs synchronously right after the batch is written, before the next one starts. */
@@ -50,20 +62,38 @@ interface Waiter {
   reject: (err: Error) => void
 }
 
-const counterKey = (name: string, replica: string): string => `c/${name}/${replica}`
+const LEAF_HEX = 5
+export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${e.leaf.toString(16).padStart(LEAF_HEX, '0')}/${e.key}/${e.sub}`
 const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
+const LAYOUT_KEY = 'meta/layout'
 const idempotencyKey = (key: string): string => `i/${key}`
 
-function entryOp (e: StoredEntry): BatchOp {
-  return { type: 'put', key: counterKey(e.name, e.replica), value: e.count.toString(), count: e.count }
+function entryOp (e: PlacedEntry): BatchOp {
+  return { type: 'put', key: entryKey(e), value: e.value.toString(), grows: e.value }
+}
+
+function parseEntryKey (key: string, value: string): PlacedEntry {
+  // e/<tag>/<leaf>/<key>/<sub>: the key never contains '/', the sub may.
+  const ds = key[2]
+  const leaf = parseInt(key.slice(4, 4 + LEAF_HEX), 16)
+  const keyStart = 5 + LEAF_HEX
+  const slash = key.indexOf('/', keyStart)
+  return { ds, leaf, key: key.slice(keyStart, slash), sub: key.slice(slash + 1), value: BigInt(value) }
+}
+
+/** What a failed LevelDB write means for the client: a full disk, or another I/O failure. */
+export function classifyWriteError (err: any): Error {
+  const text = `${String(err?.message)} ${String(err?.cause?.message)} ${String(err?.code)} ${String(err?.cause?.code)}`
+  if (/ENOSPC|No space left|disk full/i.test(text)) return new DiskFullError()
+  return new StorageError(`the write could not be made durable (${String(err?.cause?.message ?? err?.message)}); it was not counted`)
 }
 
 /**
  * Group commit: one batch in flight at a time; everything queued meanwhile
  * becomes the next batch. (One at a time measured fastest for synced
  * batches here, 50 clients: ~9k inc/s vs ~7k with two and ~6k with four in
- * flight.) Counter keys never go backwards: a count is only queued if it is
+ * flight.) Entry keys never go backwards: a value is only queued if it is
  * larger than what is queued or being written for that key.
  */
 class GroupWriter {
@@ -71,19 +101,19 @@ class GroupWriter {
   private waiters: Waiter[] = []
   private inFlight = new Map<string, BatchOp>()
   private writing = false
-  /**
-   * A failed LevelDB write fails every later write too: a write skipped
-   * because a larger count was in the failed batch must not report success.
-   */
-  private failed: Error | undefined
   onBatch?: (size: number, ms: number) => void
 
-  constructor (private readonly db: Level<string, string>, private readonly sync: boolean) {}
+  constructor (
+    private readonly db: Level<string, string>,
+    private readonly sync: boolean,
+    /** Fails writes fast while the store is degraded; told of each failure. */
+    private readonly health: StoreHealth
+  ) {}
 
   async write (ops: BatchOp[], onWritten?: () => void): Promise<void> {
-    if (this.failed !== undefined) throw this.failed
+    this.health.check()
     for (const op of ops) {
-      if (op.type === 'put' && op.count !== undefined && !this.grows(op.key, op.count)) continue
+      if (op.type === 'put' && op.grows !== undefined && !this.grows(op.key, op.grows)) continue
       this.queue.set(op.key, op)
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ onWritten, resolve, reject }))
@@ -93,10 +123,10 @@ class GroupWriter {
 
   get idle (): boolean { return !this.writing && this.waiters.length === 0 }
 
-  private grows (key: string, count: bigint): boolean {
+  private grows (key: string, value: bigint): boolean {
     for (const m of [this.queue, this.inFlight]) {
       const prev = m.get(key)
-      if (prev?.type === 'put' && prev.count !== undefined && prev.count >= count) return false
+      if (prev?.type === 'put' && prev.grows !== undefined && prev.grows >= value) return false
     }
     return true
   }
@@ -113,9 +143,12 @@ class GroupWriter {
         try {
           if (this.inFlight.size > 0) await this.db.batch([...this.inFlight.values()], { sync: this.sync })
         } catch (err: any) {
-          this.failed = err
+          // Writes queued behind a failed one may have been skipped in its
+          // favour (a larger value was in it): they fail too.
+          const failure = this.health.failed(err)
           this.inFlight = new Map()
-          for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(err)
+          this.queue = new Map()
+          for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(failure)
           break
         }
         this.inFlight = new Map()
@@ -129,19 +162,68 @@ class GroupWriter {
   }
 }
 
+/** Degraded after a failed write until LevelDB is reopened and a synced probe succeeds. */
+class StoreHealth {
+  private failure: Error | undefined
+  private recovering = false
+  private stopped = false
+  /** Told once when writes start failing and once when they work again. */
+  onChange?: (failure: Error | undefined) => void
+
+  constructor (private readonly recover: () => Promise<void>) {}
+
+  get degraded (): Error | undefined { return this.failure }
+
+  check (): void {
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  failed (err: unknown): Error {
+    const failure = classifyWriteError(err)
+    const first = this.failure === undefined
+    this.failure = failure
+    if (first) this.onChange?.(failure)
+    if (!this.recovering) void this.recoverLoop()
+    return failure
+  }
+
+  /** The store is closing: stop trying to recover. */
+  stop (): void { this.stopped = true }
+
+  private async recoverLoop (): Promise<void> {
+    this.recovering = true
+    for (let delay = 250; this.failure !== undefined && !this.stopped; delay = Math.min(2000, delay * 2)) {
+      await new Promise(resolve => setTimeout(resolve, delay).unref())
+      if (this.stopped) break
+      try {
+        await this.recover()
+        this.failure = undefined
+        this.onChange?.(undefined)
+      } catch (err) {
+        this.failure = classifyWriteError(err)
+      }
+    }
+    this.recovering = false
+  }
+}
+
 export class Store {
   private readonly durable: GroupWriter
   private readonly lazy: GroupWriter
+  readonly health: StoreHealth
+  private closed = false
 
   private constructor (private readonly db: Level<string, string>) {
-    this.durable = new GroupWriter(db, true)
-    this.lazy = new GroupWriter(db, false)
+    this.health = new StoreHealth(async () => { await this.reopen() })
+    this.durable = new GroupWriter(db, true, this.health)
+    this.lazy = new GroupWriter(db, false, this.health)
   }
 
   /** Called after each synced batch with its number of callers and duration (metrics). */
   set onBatch (fn: (size: number, ms: number) => void) { this.durable.onBatch = fn }
 
-  static async open (dir: string): Promise<Store> {
+  /** Open (and, once, migrate) the data dir; `leafOf` places migrated entries in the digest tree. */
+  static async open (dir: string, leafOf?: (e: Entry) => number): Promise<Store> {
     mkdirSync(dir, { recursive: true })
     const db = new Level<string, string>(dir)
     try {
@@ -150,33 +232,95 @@ export class Store {
       if (err?.cause?.code === 'LEVEL_LOCKED') throw new DataDirLockedError(dir)
       throw new Error(`cannot open data dir ${dir}: ${err?.cause?.message ?? err?.message}`)
     }
-    return new Store(db)
+    const store = new Store(db)
+    if (leafOf !== undefined) await store.migrateV1(leafOf)
+    return store
   }
 
-  // ---- counters ----
+  /**
+   * Version 1 data dirs kept counters as c/<name>/<replica> -> count. Move
+   * them to e/c/<leaf>/<name>/<replica> in batches (each batch adds the new
+   * keys and deletes the old ones atomically, so a crash midway resumes).
+   */
+  private async migrateV1 (leafOf: (e: Entry) => number): Promise<void> {
+    if (await this.db.get(LAYOUT_KEY) === '2') return
+    while (true) {
+      const chunk = await this.db.iterator({ gt: 'c/', lt: 'c0', limit: 20000 }).all()
+      if (chunk.length === 0) break
+      const ops: BatchOp[] = []
+      for (const [key, value] of chunk) {
+        const slash = key.lastIndexOf('/')
+        const e: Entry = { ds: 'c', key: key.slice(2, slash), sub: key.slice(slash + 1), value: BigInt(value) }
+        ops.push({ type: 'put', key: entryKey({ ...e, leaf: leafOf(e) }), value }, { type: 'del', key })
+      }
+      await this.db.batch(ops, { sync: true })
+    }
+    await this.db.put(LAYOUT_KEY, '2', { sync: true })
+  }
 
-  /** Every stored counter entry, in key order, in chunks. */
-  async * entries (): AsyncGenerator<StoredEntry[]> {
-    const it = this.db.iterator({ gt: 'c/', lt: 'c0' })
+  private async reopen (): Promise<void> {
+    if (this.closed) throw new StorageError('the data dir is closed')
+    await this.db.close()
+    await this.db.open()
+    // A synced probe: the disk takes writes again.
+    await this.db.put('meta/probe', String(Date.now()), { sync: true })
+  }
+
+  // ---- entries ----
+
+  /** Every stored entry, in key order, in chunks. */
+  async * entries (): AsyncGenerator<PlacedEntry[]> {
+    const it = this.db.iterator({ gt: 'e/', lt: 'e0' })
     try {
       while (true) {
         const chunk = await it.nextv(10000)
         if (chunk.length === 0) break
-        yield chunk.map(([key, value]) => {
-          const slash = key.lastIndexOf('/')
-          return { name: key.slice(2, slash), replica: key.slice(slash + 1), count: BigInt(value) }
-        })
+        yield chunk.map(([key, value]) => parseEntryKey(key, value))
       }
     } finally {
       await it.close()
     }
   }
 
-  /** Persist with fsync (plus idempotency records, atomically); resolves once durable. */
-  async writeDurable (entries: StoredEntry[], records: Array<[string, IdempotencyRecord]> = []): Promise<void> {
+  /**
+   * Entries of dataset `tag` under digest-tree node prefixes (hex, one digit
+   * per level; '' = all). Adjacent prefixes are read as one range.
+   */
+  async entriesUnder (tag: string, prefixes: string[]): Promise<PlacedEntry[]> {
+    const out: PlacedEntry[] = []
+    for (const [from, to] of mergeRanges(prefixes)) {
+      for await (const [key, value] of this.db.iterator({ gte: `e/${tag}/${from}`, lt: `e/${tag}/${to}` })) out.push(parseEntryKey(key, value))
+    }
+    return out
+  }
+
+  /** Entries of one key (all its subs) when the dataset places a key in one leaf. */
+  async entriesOfKey (tag: string, leaf: number, key: string): Promise<PlacedEntry[]> {
+    const prefix = `e/${tag}/${leaf.toString(16).padStart(LEAF_HEX, '0')}/${key}/`
+    const out: PlacedEntry[] = []
+    for await (const [k, value] of this.db.iterator({ gte: prefix, lt: `${prefix}\uffff` })) out.push(parseEntryKey(k, value))
+    return out
+  }
+
+  async has (e: Omit<PlacedEntry, 'value'>): Promise<boolean> {
+    return await this.db.get(entryKey({ ...e, value: 0n })) !== undefined
+  }
+
+  /** Persist with fsync (plus idempotency records and meta values, atomically); resolves once durable. */
+  async writeDurable (entries: PlacedEntry[], records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<void> {
     const ops = entries.map(entryOp)
     for (const [key, r] of records) ops.push({ type: 'put', key: idempotencyKey(key), value: JSON.stringify(r) })
+    for (const [name, value] of meta) ops.push({ type: 'put', key: `meta/${name}`, value })
     await this.durable.write(ops)
+  }
+
+  /**
+   * Persist without fsync (state learned from peers). `onWritten` runs
+   * synchronously once LevelDB has the batch, so a caller that makes the
+   * entries visible there never shows a value that a killed process forgets.
+   */
+  async writeLazy (entries: PlacedEntry[], onWritten?: () => void): Promise<void> {
+    await this.lazy.write(entries.map(entryOp), onWritten)
   }
 
   // ---- idempotency records ----
@@ -200,15 +344,6 @@ export class Store {
     return dead.length
   }
 
-  /**
-   * Persist without fsync (state learned from peers). `onWritten` runs
-   * synchronously once LevelDB has the batch, so a caller that makes the
-   * entries visible there never shows a count that a killed process forgets.
-   */
-  async writeLazy (entries: StoredEntry[], onWritten?: () => void): Promise<void> {
-    await this.lazy.write(entries.map(entryOp), onWritten)
-  }
-
   // ---- membership ----
 
   async members (): Promise<MemberRecord[]> {
@@ -227,14 +362,18 @@ export class Store {
     void this.lazy.write([{ type: 'del', key: memberKey(id) }]).catch(() => {})
   }
 
-  // ---- flags ----
+  // ---- small values ----
 
   async flag (name: string): Promise<boolean> {
     return await this.db.get(`meta/${name}`) === '1'
   }
 
   async setFlag (name: string): Promise<void> {
-    await this.db.put(`meta/${name}`, '1', { sync: true })
+    await this.durable.write([{ type: 'put', key: `meta/${name}`, value: '1' }])
+  }
+
+  async meta (name: string): Promise<string | undefined> {
+    return await this.db.get(`meta/${name}`)
   }
 
   // ---- identity ----
@@ -251,6 +390,26 @@ export class Store {
   /** Wait for queued writes and close the database. */
   async close (): Promise<void> {
     while (!this.durable.idle || !this.lazy.idle) await new Promise(resolve => setTimeout(resolve, 1))
+    this.closed = true
+    this.health.stop()
     await this.db.close()
   }
+}
+
+/** Sorted hex prefixes -> [from, to) key ranges, adjacent ones merged ('' = everything). */
+export function mergeRanges (prefixes: string[]): Array<[string, string]> {
+  const ranges: Array<[string, string]> = []
+  for (const p of [...prefixes].sort()) {
+    const to = p === '' ? '\uffff' : nextPrefix(p)
+    const last = ranges[ranges.length - 1]
+    if (last !== undefined && last[1] === p) last[1] = to
+    else ranges.push([p, to])
+  }
+  return ranges
+}
+
+/** The smallest hex string of the same length greater than every string starting with `p`. */
+function nextPrefix (p: string): string {
+  const n = parseInt(p, 16) + 1
+  return n >= 16 ** p.length ? '\uffff' : n.toString(16).padStart(p.length, '0')
 }

@@ -1,6 +1,12 @@
 import { strict as assert } from 'node:assert'
 import fc from 'fast-check'
 import { DigestTree, leafOf, childrenOf, hash64, DEPTH, FANOUT, LEAF_BITS } from '../../src/crdt/digest.js'
+import { counterEntryHash } from '../../src/crdt/gcounter.js'
+
+/** The counter dataset's update of one entry from `old` (0n = absent) to `now`. */
+function update (t: DigestTree, leaf: number, name: string, replica: string, old: bigint, now: bigint): void {
+  t.replace(leaf, old === 0n ? undefined : counterEntryHash(name, replica, old), counterEntryHash(name, replica, now))
+}
 
 interface Upd { name: string, replica: string, count: bigint }
 
@@ -14,7 +20,7 @@ const stateArb = fc.uniqueArray(
 
 function build (entries: Upd[]): DigestTree {
   const t = new DigestTree()
-  for (const e of entries) t.update(leafOf(e.name), e.name, e.replica, 0n, e.count)
+  for (const e of entries) update(t, leafOf(e.name), e.name, e.replica, 0n, e.count)
   return t
 }
 
@@ -61,7 +67,7 @@ describe('DigestTree', () => {
   it('an empty tree is all zero and an update changes every level on the path', () => {
     const t = new DigestTree()
     for (const l of t.levels) assert.ok(l.every(x => x === 0))
-    t.update(leafOf('hits'), 'hits', 'r1', 0n, 5n)
+    update(t, leafOf('hits'), 'hits', 'r1', 0n, 5n)
     assert.deepEqual(walk(t, new DigestTree()), [leafOf('hits')])
   })
 
@@ -88,7 +94,7 @@ describe('DigestTree', () => {
           finals.push({ name: k.name, replica: k.replica, count: c })
         }
         const t = new DigestTree()
-        for (const [n, r, o, nw] of shuffle(ops, seed)) t.update(leafOf(n), n, r, o, nw)
+        for (const [n, r, o, nw] of shuffle(ops, seed)) update(t, leafOf(n), n, r, o, nw)
         sameLevels(t, build(finals))
       }))
   })
@@ -99,7 +105,7 @@ describe('DigestTree', () => {
       const i = pick % state.length
       const t = build(state)
       const e = state[i]
-      t.update(leafOf(e.name), e.name, e.replica, e.count, e.count + add)
+      update(t, leafOf(e.name), e.name, e.replica, e.count, e.count + add)
       const fresh = state.map((x, j) => j === i ? { ...x, count: x.count + add } : x)
       sameLevels(t, build(fresh))
     }))

@@ -2,8 +2,12 @@ import { strict as assert } from 'node:assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Store, type StoredEntry } from '../../src/store/store.js'
-import { Replica, isRetired, type Member } from '../../src/replica.js'
+import { Store } from '../../src/store/store.js'
+import { Replica, isRetired, type Member, type Entry } from '../../src/replica.js'
+import { counterEntryHash } from '../../src/crdt/gcounter.js'
+
+/** A counter entry. */
+const ce = (key: string, sub: string, value: bigint): Entry => ({ ds: 'c', key, sub, value })
 import { DigestTree, leafOf } from '../../src/crdt/digest.js'
 
 describe('Replica (with a real Store)', function () {
@@ -31,16 +35,16 @@ describe('Replica (with a real Store)', function () {
 
   it('incrementMany returns each counter\'s new value and reports the durable delta', async () => {
     const { r } = await openReplica()
-    const deltas: StoredEntry[][] = []
-    r.events.onLocalDelta = (es) => { deltas.push(es) }
+    const deltas: Entry[][] = []
+    r.localDelta.add(es => { deltas.push(es) })
     assert.deepEqual(await r.incrementMany([['a', 2n], ['b', 3n]]), [2n, 3n])
     assert.deepEqual(await r.incrementMany([['a', 5n]]), [7n])
     assert.equal(await r.increment('b', 2n ** 60n), 3n + 2n ** 60n)
     assert.equal(r.value('a'), 7n)
     assert.equal(r.value('unknown'), 0n)
     assert.deepEqual(r.entriesOf('a'), [['me', 7n]])
-    assert.deepEqual(deltas[0], [{ name: 'a', replica: 'me', count: 2n }, { name: 'b', replica: 'me', count: 3n }])
-    assert.deepEqual(deltas[1], [{ name: 'a', replica: 'me', count: 7n }])
+    assert.deepEqual(deltas[0], [ce('a', 'me', 2n), ce('b', 'me', 3n)])
+    assert.deepEqual(deltas[1], [ce('a', 'me', 7n)])
   })
 
   it('concurrent increments each get a distinct new value and none is lost', async () => {
@@ -55,37 +59,37 @@ describe('Replica (with a real Store)', function () {
     const { r } = await openReplica()
     await r.increment('hits', 4n)
     const grown = await r.mergeRemote([
-      { name: 'hits', replica: 'p1', count: 10n },
-      { name: 'hits', replica: 'p2', count: 3n },
-      { name: 'other', replica: 'p1', count: 1n }
+      ce('hits', 'p1', 10n),
+      ce('hits', 'p2', 3n),
+      ce('other', 'p1', 1n)
     ])
     assert.equal(grown.length, 3)
     assert.equal(r.value('hits'), 17n)
     const again = await r.mergeRemote([
-      { name: 'hits', replica: 'p1', count: 10n }, // same
-      { name: 'hits', replica: 'p2', count: 2n }, // older
-      { name: 'hits', replica: 'me', count: 1n }, // older copy of our own
-      { name: 'hits', replica: 'p2', count: 6n } // newer
+      ce('hits', 'p1', 10n), // same
+      ce('hits', 'p2', 2n), // older
+      ce('hits', 'me', 1n), // older copy of our own
+      ce('hits', 'p2', 6n) // newer
     ])
-    assert.deepEqual(again, [{ name: 'hits', replica: 'p2', count: 6n }])
+    assert.deepEqual(again, [ce('hits', 'p2', 6n)])
     assert.equal(r.value('hits'), 20n)
-    assert.deepEqual(await r.mergeRemote([{ name: 'hits', replica: 'p2', count: 6n }]), [])
+    assert.deepEqual(await r.mergeRemote([ce('hits', 'p2', 6n)]), [])
   })
 
   it('contributors from remote state become members', async () => {
     const { r } = await openReplica()
     const seen: Member[] = []
-    r.events.onNewMember = (m) => { seen.push(m) }
-    await r.mergeRemote([{ name: 'x', replica: 'p9', count: 1n }])
+    r.members.added.add(m => { seen.push(m) })
+    await r.mergeRemote([ce('x', 'p9', 1n)])
     assert.ok(r.members.has('p9'))
     assert.deepEqual(seen.map(m => m.id), ['p9'])
-    assert.deepEqual(r.activeMembers().map(m => m.id), ['p9'])
+    assert.deepEqual(r.members.active().map(m => m.id), ['p9'])
   })
 
   it('a remote entry for our own id moves our next increment past it', async () => {
     const { r } = await openReplica()
     await r.increment('x', 1n)
-    await r.mergeRemote([{ name: 'x', replica: 'me', count: 10n }])
+    await r.mergeRemote([ce('x', 'me', 10n)])
     assert.equal(await r.increment('x', 1n), 11n)
     assert.deepEqual(r.entriesOf('x'), [['me', 11n]])
   })
@@ -94,13 +98,13 @@ describe('Replica (with a real Store)', function () {
     const { r } = await openReplica()
     await r.incrementMany([['a', 1n], ['b', 2n]])
     await r.increment('a', 3n)
-    await r.mergeRemote([{ name: 'a', replica: 'p', count: 5n }, { name: 'c', replica: 'p', count: 2n ** 70n }])
-    await r.mergeRemote([{ name: 'a', replica: 'p', count: 6n }])
+    await r.mergeRemote([ce('a', 'p', 5n), ce('c', 'p', 2n ** 70n)])
+    await r.mergeRemote([ce('a', 'p', 6n)])
     const t = new DigestTree()
-    for (const [name, c] of r.counters) for (const [rep, count] of c.entries) t.update(leafOf(name), name, rep, 0n, count)
+    for (const [name, c] of r.counters.byName) for (const [rep, count] of c.entries) t.toggle(leafOf(name), ...counterEntryHash(name, rep, count))
     for (let d = 0; d < t.levels.length; d++) assert.deepEqual(r.digest.levels[d], t.levels[d])
     assert.deepEqual(
-      r.entriesUnder(0, new Set([0])).map(e => `${e.name}/${e.replica}/${e.count}`).sort(),
+      (await r.entriesUnder(0, [0])).map(e => `${e.key}/${e.sub}/${e.value}`).sort(),
       ['a/me/4', 'a/p/6', 'b/me/2', `c/p/${2n ** 70n}`])
   })
 
@@ -109,8 +113,8 @@ describe('Replica (with a real Store)', function () {
     await r.increment('hits', 5n)
     await r.increment('big', 2n ** 53n - 1n)
     await r.increment('big', 2n ** 53n - 1n)
-    await r.mergeRemote([{ name: 'hits', replica: 'p1', count: 7n }])
-    r.markJoined() // p1 synced with us: the joined flag is persisted too
+    await r.mergeRemote([ce('hits', 'p1', 7n)])
+    r.gate.markJoined() // p1 synced with us: the joined flag is persisted too
     await close(s)
     ;({ r, s } = await openReplica())
     assert.equal(r.value('hits'), 12n)
@@ -124,10 +128,10 @@ describe('Replica (with a real Store)', function () {
 
   it('a replica that knows other members writes only once one has synced with it', async () => {
     let { r, s } = await openReplica()
-    await r.mergeRemote([{ name: 'x', replica: 'p1', count: 1n }])
+    await r.mergeRemote([ce('x', 'p1', 1n)])
     assert.equal(r.writable(), false)
     const pending = r.increment('x', 1n)
-    r.markJoined()
+    r.gate.markJoined()
     assert.equal(await pending, 2n)
     await close(s)
     ;({ r, s } = await openReplica())
@@ -138,13 +142,13 @@ describe('Replica (with a real Store)', function () {
   it('an increment that cannot be made durable is rejected, reported and not counted', async () => {
     const { r, s } = await openReplica()
     await r.increment('x', 1n)
-    const fatal: Error[] = []
-    const deltas: StoredEntry[][] = []
-    r.events.onFatal = (e) => { fatal.push(e) }
-    r.events.onLocalDelta = (es) => { deltas.push(es) }
+    const failures: Array<Error | undefined> = []
+    const deltas: Entry[][] = []
+    s.health.onChange = e => { failures.push(e) }
+    r.localDelta.add(es => { deltas.push(es) })
     await close(s)
     await assert.rejects(r.increment('x', 5n))
-    assert.equal(fatal.length, 1)
+    assert.equal(failures.length, 1)
     assert.equal(deltas.length, 0)
     assert.equal(r.value('x'), 1n)
   })
@@ -159,44 +163,44 @@ describe('Replica (with a real Store)', function () {
 
     it('retires a known member but never self or an unknown id; counts stay', async () => {
       const { r } = await openReplica()
-      await r.mergeRemote([{ name: 'x', replica: 'p1', count: 3n }])
-      r.noteMember('p2', ['/ip4/10.0.0.2/tcp/7778'], 1000)
-      assert.equal(r.retire('me', 5000), false)
-      assert.equal(r.retire('nobody', 5000), false)
+      await r.mergeRemote([ce('x', 'p1', 3n)])
+      r.members.note('p2', ['/ip4/10.0.0.2/tcp/7778'], 1000)
+      assert.equal(r.members.retire('me', 5000), false)
+      assert.equal(r.members.retire('nobody', 5000), false)
       assert.ok(!r.members.has('nobody'))
-      assert.equal(r.retire('p1', 5000), true)
+      assert.equal(r.members.retire('p1', 5000), true)
       assert.ok(isRetired(r.members.get('p1')!))
-      assert.deepEqual(r.activeMembers().map(m => m.id), ['p2'])
+      assert.deepEqual(r.members.active().map(m => m.id), ['p2'])
       assert.equal(r.value('x'), 3n)
       // retiring at a time before the last sighting still retires it
-      assert.equal(r.retire('p2', 10), true)
+      assert.equal(r.members.retire('p2', 10), true)
       assert.ok(isRetired(r.members.get('p2')!))
-      assert.deepEqual(r.activeMembers(), [])
+      assert.deepEqual(r.members.active(), [])
     })
 
     it('a retired member seen again later is active again; retirement merges as max', async () => {
       const { r } = await openReplica()
-      r.noteMember('p1', [], 1000)
-      r.retire('p1', 2000)
-      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 1500 })
+      r.members.note('p1', [], 1000)
+      r.members.retire('p1', 2000)
+      r.members.merge({ id: 'p1', addrs: [], lastSeen: 1500 })
       assert.ok(isRetired(r.members.get('p1')!), 'an older sighting does not un-retire')
-      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 3000 })
+      r.members.merge({ id: 'p1', addrs: [], lastSeen: 3000 })
       assert.ok(!isRetired(r.members.get('p1')!))
-      r.mergeMember({ id: 'p1', addrs: [], lastSeen: 0, retiredAt: 4000 })
+      r.members.merge({ id: 'p1', addrs: [], lastSeen: 0, retiredAt: 4000 })
       assert.ok(isRetired(r.members.get('p1')!))
       assert.equal(r.members.get('p1')!.retiredAt, 4000)
     })
 
     it('retirement survives a restart', async () => {
       let { r, s } = await openReplica()
-      r.noteMember('p1', ['/ip4/10.0.0.1/tcp/7778'], 1000)
-      r.noteMember('p2', [], 1000)
-      r.retire('p1', 2000)
+      r.members.note('p1', ['/ip4/10.0.0.1/tcp/7778'], 1000)
+      r.members.note('p2', [], 1000)
+      r.members.retire('p1', 2000)
       await close(s)
       ;({ r, s } = await openReplica())
       assert.ok(isRetired(r.members.get('p1')!))
       assert.deepEqual(r.members.get('p1')!.addrs, ['/ip4/10.0.0.1/tcp/7778'])
-      assert.deepEqual(r.activeMembers().map(m => m.id), ['p2'])
+      assert.deepEqual(r.members.active().map(m => m.id), ['p2'])
     })
   })
 })

@@ -2,7 +2,12 @@ import { strict as assert } from 'node:assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Store, DataDirLockedError, type StoredEntry } from '../../src/store/store.js'
+import { Store, DataDirLockedError, type PlacedEntry } from '../../src/store/store.js'
+import { counterKind } from '../../src/crdt/gcounter.js'
+
+type StoredEntry = PlacedEntry
+/** A counter entry placed in its leaf. */
+const ce = (key: string, sub: string, value: bigint): PlacedEntry => ({ ds: 'c', key, sub, value, leaf: counterKind.leafOf(key, sub) })
 
 async function allEntries (s: Store): Promise<StoredEntry[]> {
   const out: StoredEntry[] = []
@@ -13,9 +18,9 @@ async function allEntries (s: Store): Promise<StoredEntry[]> {
 function asMap (es: StoredEntry[]): Map<string, bigint> {
   const m = new Map<string, bigint>()
   for (const e of es) {
-    const k = `${e.name}|${e.replica}`
+    const k = `${e.key}|${e.sub}`
     assert.ok(!m.has(k), `duplicate key ${k}`)
-    m.set(k, e.count)
+    m.set(k, e.value)
   }
   return m
 }
@@ -54,7 +59,7 @@ describe('Store (LevelDB)', function () {
     s.onBatch = (size) => { sizes.push(size) }
     const calls = 200
     await Promise.all(Array.from({ length: calls }, async (_, i) =>
-      await s.writeDurable([{ name: `c${i % 10}`, replica: 'me', count: BigInt(i + 1) }])))
+      await s.writeDurable([ce(`c${i % 10}`, 'me', BigInt(i + 1))])))
     assert.ok(sizes.length >= 1)
     assert.ok(sizes.length < calls, `expected fewer batches than calls, got ${sizes.length}`)
     assert.equal(sizes.reduce((a, b) => a + b, 0), calls)
@@ -67,10 +72,10 @@ describe('Store (LevelDB)', function () {
     let s = await openStore()
     const writes: Array<Promise<void>> = []
     // counts arrive out of order, across both paths
-    for (const count of [5n, 2n, 9n, 7n]) writes.push(s.writeDurable([{ name: 'hits', replica: 'a', count }]))
-    writes.push(s.writeDurable([{ name: 'hits', replica: 'b', count: 2n ** 70n }, { name: 'other', replica: 'a', count: 1n }]))
+    for (const count of [5n, 2n, 9n, 7n]) writes.push(s.writeDurable([ce('hits', 'a', count)]))
+    writes.push(s.writeDurable([ce('hits', 'b', 2n ** 70n), ce('other', 'a', 1n)]))
     await Promise.all(writes)
-    await s.writeDurable([{ name: 'hits', replica: 'a', count: 11n }, { name: 'hits', replica: 'a', count: 10n }])
+    await s.writeDurable([ce('hits', 'a', 11n), ce('hits', 'a', 10n)])
     await closeStore(s)
     s = await openStore()
     const m = asMap(await allEntries(s))
@@ -83,9 +88,9 @@ describe('Store (LevelDB)', function () {
 
   it('writeLazy entries are readable after close/reopen (close flushes)', async () => {
     let s = await openStore()
-    s.writeLazy([{ name: 'x', replica: 'peer1', count: 3n }, { name: 'x', replica: 'peer2', count: 4n }])
-    s.writeLazy([{ name: 'x', replica: 'peer1', count: 8n }, { name: 'x', replica: 'peer1', count: 6n }])
-    s.writeLazy([{ name: 'y.z', replica: 'peer1', count: 2n ** 64n + 1n }])
+    s.writeLazy([ce('x', 'peer1', 3n), ce('x', 'peer2', 4n)])
+    s.writeLazy([ce('x', 'peer1', 8n), ce('x', 'peer1', 6n)])
+    s.writeLazy([ce('y.z', 'peer1', 2n ** 64n + 1n)])
     await closeStore(s) // immediately: lazy timer has not fired yet
     s = await openStore()
     const m = asMap(await allEntries(s))
@@ -98,9 +103,9 @@ describe('Store (LevelDB)', function () {
   it('writeLazy runs onWritten once LevelDB has the batch, before resolving; lower counts never overwrite higher', async () => {
     let s = await openStore()
     const order: string[] = []
-    const p1 = s.writeLazy([{ name: 'k', replica: 'p', count: 10n }], () => { order.push('written1') }).then(() => { order.push('resolved1') })
+    const p1 = s.writeLazy([ce('k', 'p', 10n)], () => { order.push('written1') }).then(() => { order.push('resolved1') })
     // arrives while 10 is being written: must not replace it
-    const p2 = s.writeLazy([{ name: 'k', replica: 'p', count: 4n }], () => { order.push('written2') }).then(() => { order.push('resolved2') })
+    const p2 = s.writeLazy([ce('k', 'p', 4n)], () => { order.push('written2') }).then(() => { order.push('resolved2') })
     await Promise.all([p1, p2])
     assert.deepEqual(order.slice(0, 1), ['written1'])
     assert.ok(order.indexOf('written1') < order.indexOf('resolved1'))
@@ -115,7 +120,7 @@ describe('Store (LevelDB)', function () {
   it('names with dots, tildes and dashes round-trip', async () => {
     let s = await openStore()
     const names = ['a', 'A.b_c~d-9', 'x'.repeat(200), 'c0', 'c', '...']
-    await s.writeDurable(names.map((name, i) => ({ name, replica: '12D3KooWAbC', count: BigInt(i + 1) })))
+    await s.writeDurable(names.map((name, i) => ce(name, '12D3KooWAbC', BigInt(i + 1))))
     await closeStore(s)
     s = await openStore()
     const m = asMap(await allEntries(s))
@@ -169,9 +174,38 @@ describe('Store (LevelDB)', function () {
 
   it('the dir can be reopened after close', async () => {
     const s = await openStore()
-    await s.writeDurable([{ name: 'n', replica: 'r', count: 1n }])
+    await s.writeDurable([ce('n', 'r', 1n)])
     await closeStore(s)
     const s2 = await openStore()
     assert.equal((await allEntries(s2)).length, 1)
+  })
+})
+
+describe('Store migration from the version-1 layout', function () {
+  this.timeout(20000)
+  it('opens a data dir written by countd 0.1.0 and serves its counters', async () => {
+    const { cpSync } = await import('node:fs')
+    const dir = mkdtempSync(join(tmpdir(), 'countd-v1-'))
+    try {
+      // test/fixtures/datadir-v0.1.0: made by `countd start` of release 0.1.0
+      // (commit d26fe2e) and these increments: hits +5, big +(2^53-1) twice, a.b~c-d_e +3.
+      cpSync(new URL('../../../test/fixtures/datadir-v0.1.0', import.meta.url), dir, { recursive: true })
+      const leafOf = (e: { key: string, sub: string }): number => counterKind.leafOf(e.key, e.sub)
+      let s = await Store.open(dir, leafOf)
+      const m = new Map((await allEntries(s)).map(e => [e.key, e]))
+      assert.equal(m.get('hits')?.value, 5n)
+      assert.equal(m.get('big')?.value, 2n ** 54n - 2n)
+      assert.equal(m.get('a.b~c-d_e')?.value, 3n)
+      assert.equal(m.get('hits')?.leaf, counterKind.leafOf('hits', ''))
+      assert.ok(await s.identity() !== undefined, 'the node keeps its identity')
+      assert.equal((await s.members()).length, 1)
+      await s.close()
+      // Migrated once: a second open finds the same entries and no old keys.
+      s = await Store.open(dir, leafOf)
+      assert.equal((await allEntries(s)).length, 3)
+      await s.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -1,0 +1,63 @@
+// The one shape every replicated data type of countd is made of, and the
+// interface a data type implements to ride the shared replication path
+// (store, gossip, anti-entropy, consistent reads, digest). Pure: no I/O.
+//
+// Every grow-only type countd carries is a map (key, sub) -> value whose
+// values only grow and merge by point-wise maximum:
+//   counters  key = counter name, sub = replica id, value = that replica's count
+//   items     key = tenant,       sub = item id,    value = 1 (present)
+//   slots     key = slot number,  sub = claimant/confirmer, value = claim time or 1
+// A data type only says how its keys and subs look, who may write an entry,
+// where an entry sits in the digest tree and how it hashes, and how it keeps
+// the entries in memory. Gossip, sync, store and digest never look inside.
+
+/** One replicated unit of some dataset. `value` only grows. */
+export interface Entry {
+  /** Dataset tag (one ASCII letter, see DatasetKind.tag). */
+  ds: string
+  key: string
+  sub: string
+  value: bigint
+}
+
+/** In-memory state of one dataset on one replica. */
+export interface DatasetState {
+  /** Current value of (key, sub); 0n when absent. */
+  get: (key: string, sub: string) => bigint
+  /**
+   * Merge one entry (point-wise max). Returns the previous value (0n when
+   * new) if the entry grew here, undefined if it did not.
+   */
+  apply: (key: string, sub: string, value: bigint) => bigint | undefined
+  /** Number of distinct keys (counters, tenants, slots). */
+  readonly keys: number
+}
+
+export interface DatasetKind<S extends DatasetState = DatasetState> {
+  /** One ASCII letter, stable forever: it is in store keys and on the wire. */
+  tag: string
+  /** Human name for logs and metrics. */
+  name: string
+  /** Keys never contain '/' (store keys put the sub after the key). */
+  isKey: (key: string) => boolean
+  isSub: (sub: string) => boolean
+  /** Largest value accepted from the network (values are positive). */
+  isValue: (value: bigint) => boolean
+  /**
+   * The replica whose writes an entry is (gossip accepts an entry only from
+   * its owner, checked against the signed sender), or undefined when any
+   * replica may write it (items: the same pair may be added anywhere).
+   */
+  ownerOf: (key: string, sub: string) => string | undefined
+  /**
+   * In gossip, the sub is always the signer (counters): it is left out of the
+   * message and filled in from the signature.
+   */
+  subIsOrigin: boolean
+  /** Digest-tree leaf (LEAF_BITS bits) of an entry. */
+  leafOf: (key: string, sub: string) => number
+  /** 64-bit hash of an entry at a value, as two 32-bit lanes. */
+  hashOf: (key: string, sub: string, value: bigint) => [number, number]
+  /** A fresh, empty in-memory state. */
+  create: () => S
+}

@@ -1,0 +1,299 @@
+// The wire format of countd, declared in one place: protocol ids, the frame
+// of every message, the version, the size limit and the codec (CBOR via
+// cborg). Everything decoded from the network is validated here; a malformed
+// frame throws ProtocolError and is dropped by the caller, never crashes it.
+//
+// Version 2 (this file). Every entry travels tagged with its dataset
+// (src/crdt/dataset.ts), so one codec carries counters, items and slots.
+//
+// Entries ("groups"), used by every message below:
+//   s: [sub, ...]                   table of subs that repeat (replica ids)
+//   g: {tag: [key, n, sub_1, value_1, ..., sub_n, value_n, key, n, ...], ...}
+//      sub   = index into s (datasets whose sub is a replica), else the sub itself
+//      value = CBOR uint up to 2^64-1, decimal string beyond
+//   In gossip, datasets whose sub is the signer (counters) send
+//   {tag: [key, n, value_1, ..., value_n, ...]}: the sub is the signed sender.
+//
+// Gossip (topic /countd/deltas/2, signed, StrictSign):
+//   {v: 2, t: sentAt ms, g}                    the publisher's own new entries
+// Anti-entropy (/countd/sync/2), one exchange per stream:
+//   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, m?: members}
+//   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, m?}
+//   I->R {k:'h', h: hashes of the children of differing nodes}   } per level
+//   R->I {k:'x', x: bitset}                                       }
+//   I->R {k:'e', d: depth, n: [nodes], s, g, end}  initiator's entries under the differing nodes (chunked)
+//   R->I {k:'e', s, g, end}                        only what the initiator lacks (chunked)
+//   or I->R {k:'done'} when nothing differs.
+// Consistent read of one key (/countd/read/2):
+//   I->R {k:'read', v:2, ds: tag, key}
+//   R->I {k:'state', s, g, m: members}
+// members: [[id, [addr, ...], lastSeen ms, retiredAt ms (0 = never)], ...]
+import { encode, decode } from 'cborg'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import type { DatasetKind, Entry } from '../crdt/dataset.js'
+import type { MemberRecord } from '../store/store.js'
+
+export const WIRE_VERSION = 2
+export const SYNC_PROTOCOL = '/countd/sync/2'
+export const READ_PROTOCOL = '/countd/read/2'
+export const DELTA_TOPIC = '/countd/deltas/2'
+/** Protocols of wire versions this node does not speak: answered with a log line, never read. */
+export const OLD_PROTOCOLS = ['/countd/sync/1', '/countd/read/1']
+/** The one frame-size limit of every protocol. */
+export const MAX_FRAME = 32 * 1024 * 1024
+/** Entries per sync frame (keeps each frame far below MAX_FRAME). */
+export const ENTRIES_PER_FRAME = 10000
+
+export class ProtocolError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ProtocolError'
+  }
+}
+
+/** Looks a dataset up by tag; the replica's registry implements it. */
+export type KindLookup = (tag: string) => DatasetKind | undefined
+
+const MAX_U64 = (1n << 64n) - 1n
+const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
+
+export function checkReplicaId (v: unknown): string {
+  if (typeof v !== 'string' || !REPLICA_ID_RE.test(v)) throw new ProtocolError('bad replica id')
+  return v
+}
+
+/** Counts travel as CBOR integers up to 2^64-1 and as decimal strings beyond. */
+function encodeValue (n: bigint): number | bigint | string {
+  if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(n)
+  return n <= MAX_U64 ? n : n.toString()
+}
+
+function decodeValue (v: unknown): bigint {
+  let n: bigint
+  if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v)
+  else if (typeof v === 'bigint') n = v
+  else if (typeof v === 'string' && /^[0-9]{1,400}$/.test(v)) n = BigInt(v)
+  else throw new ProtocolError('bad value')
+  if (n <= 0n) throw new ProtocolError('bad value')
+  return n
+}
+
+// ---- entries ----
+
+/** Subs that repeat (replica ids) once per frame; entries grouped by dataset, then key. */
+export interface WireEntries { s: string[], g: Record<string, unknown[]> }
+
+/**
+ * Entries grouped by dataset and key. With `origin` (gossip), the subs of
+ * datasets whose sub is the signer are left out.
+ */
+export function packEntries (entries: Entry[], lookup: KindLookup, origin?: string): WireEntries {
+  const table = new Map<string, number>()
+  const s: string[] = []
+  const byTag = new Map<string, Map<string, Entry[]>>()
+  for (const e of entries) {
+    let byKey = byTag.get(e.ds)
+    if (byKey === undefined) byTag.set(e.ds, byKey = new Map())
+    const list = byKey.get(e.key)
+    if (list === undefined) byKey.set(e.key, [e])
+    else list.push(e)
+  }
+  const g: Record<string, unknown[]> = {}
+  for (const [tag, byKey] of byTag) {
+    const kind = lookup(tag)
+    if (kind === undefined) throw new ProtocolError(`unknown dataset ${tag}`)
+    const implicit = origin !== undefined && kind.subIsOrigin
+    const flat: unknown[] = g[tag] = []
+    for (const [key, list] of byKey) {
+      flat.push(key, list.length)
+      for (const e of list) {
+        if (implicit) {
+          if (e.sub !== origin) throw new ProtocolError('gossip carries only the publisher\'s own entries')
+        } else if (kind.subIsOrigin) {
+          let i = table.get(e.sub)
+          if (i === undefined) {
+            i = s.length
+            table.set(e.sub, i)
+            s.push(e.sub)
+          }
+          flat.push(i)
+        } else {
+          flat.push(e.sub)
+        }
+        flat.push(encodeValue(e.value))
+      }
+    }
+  }
+  return { s, g }
+}
+
+export function unpackEntries (w: unknown, lookup: KindLookup, origin?: string): Entry[] {
+  const { s, g } = (w ?? {}) as Partial<WireEntries>
+  if (g === null || typeof g !== 'object' || Array.isArray(g) || (s !== undefined && !Array.isArray(s))) throw new ProtocolError('bad entries')
+  const out: Entry[] = []
+  for (const [tag, flat] of Object.entries(g)) {
+    const kind = lookup(tag)
+    if (kind === undefined) throw new ProtocolError(`unknown dataset ${tag}`)
+    if (!Array.isArray(flat)) throw new ProtocolError('bad entries')
+    const implicit = origin !== undefined && kind.subIsOrigin
+    let i = 0
+    while (i < flat.length) {
+      const key = flat[i]
+      const n = flat[i + 1]
+      i += 2
+      if (typeof key !== 'string' || !kind.isKey(key)) throw new ProtocolError(`bad ${kind.name} key`)
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > flat.length) throw new ProtocolError('bad group size')
+      for (let k = 0; k < n; k++) {
+        let sub: unknown = origin
+        if (!implicit) {
+          sub = flat[i++]
+          if (typeof sub === 'number') sub = s?.[sub]
+        }
+        if (typeof sub !== 'string' || !kind.isSub(sub)) throw new ProtocolError(`bad ${kind.name} sub`)
+        if (i >= flat.length) throw new ProtocolError('truncated entries')
+        const value = decodeValue(flat[i++])
+        if (!kind.isValue(value)) throw new ProtocolError(`bad ${kind.name} value`)
+        out.push({ ds: tag, key, sub, value })
+      }
+    }
+  }
+  return out
+}
+
+// ---- gossip ----
+
+export interface DeltaMessage {
+  /** Sender's wall clock (ms) when the batch left, for the replication-lag metric. */
+  sentAt: number
+  entries: Entry[]
+}
+
+/** A publisher's own new entries; `origin` is the publisher (the signer). */
+export function encodeDelta (m: DeltaMessage, lookup: KindLookup, origin: string): Uint8Array {
+  return encode({ v: WIRE_VERSION, t: m.sentAt, g: packEntries(m.entries, lookup, origin).g })
+}
+
+export function decodeDelta (bytes: Uint8Array, lookup: KindLookup, origin: string): DeltaMessage {
+  const m = decodeFrame(bytes)
+  if (typeof m.t !== 'number') throw new ProtocolError('bad delta')
+  return { sentAt: m.t, entries: unpackEntries({ s: [], g: m.g }, lookup, origin) }
+}
+
+// ---- members ----
+
+export type WireMember = [string, string[], number, number]
+
+export function packMembers (members: Iterable<MemberRecord>): WireMember[] {
+  return [...members].map(m => [m.id, m.addrs, m.lastSeen, m.retiredAt ?? 0])
+}
+
+export function unpackMembers (v: unknown): MemberRecord[] {
+  if (!Array.isArray(v)) throw new ProtocolError('bad members')
+  return v.map((m: any) => {
+    if (!Array.isArray(m) || !Array.isArray(m[1]) || typeof m[2] !== 'number' || typeof m[3] !== 'number') throw new ProtocolError('bad member')
+    return { id: checkReplicaId(m[0]), addrs: checkAddrs(m[1]), lastSeen: m[2], ...(m[3] > 0 ? { retiredAt: m[3] } : {}) }
+  })
+}
+
+export function checkAddrs (v: unknown): string[] {
+  if (!Array.isArray(v)) throw new ProtocolError('bad addresses')
+  return v.filter((a: unknown): a is string => typeof a === 'string' && a.length < 256).slice(0, 16)
+}
+
+// ---- frames ----
+
+export type Frame = Record<string, unknown>
+
+export function encodeFrame (frame: Frame): Uint8Array {
+  return encode(frame)
+}
+
+/**
+ * Decode one frame. A frame that states a version must state this one: a
+ * node of another wire version is refused, not misread.
+ */
+export function decodeFrame (bytes: Uint8Array): Frame {
+  let f: unknown
+  try {
+    f = decode(bytes)
+  } catch (err: any) {
+    throw new ProtocolError(`undecodable message: ${err.message}`)
+  }
+  if (f === null || typeof f !== 'object' || Array.isArray(f) || f instanceof Uint8Array) throw new ProtocolError('bad frame')
+  const v = (f as Frame).v
+  if (v !== undefined && v !== WIRE_VERSION) throw new ProtocolError(`peer speaks wire version ${String(v)}, this node speaks ${WIRE_VERSION}`)
+  return f as Frame
+}
+
+/** Length-prefixed frames on one stream, each read and write bounded by a timeout. */
+export class Framed {
+  constructor (
+    private readonly lp: LengthPrefixedStream<Stream>,
+    private readonly stepTimeoutMs: number,
+    private readonly onBytes: (direction: 'in' | 'out', n: number) => void = () => {}
+  ) {}
+
+  async write (frame: Frame, signal?: AbortSignal): Promise<void> {
+    const bytes = encodeFrame(frame)
+    this.onBytes('out', bytes.length)
+    await this.lp.write(bytes, { signal: this.signal(signal) })
+  }
+
+  async read (kind?: string, signal?: AbortSignal): Promise<Frame> {
+    const buf = await this.lp.read({ signal: this.signal(signal) })
+    this.onBytes('in', buf.byteLength)
+    const f = decodeFrame(buf.subarray())
+    if (kind !== undefined && f.k !== kind) throw new ProtocolError(`expected ${kind} frame, got ${String(f.k)}`)
+    return f
+  }
+
+  /** Send entries in chunks; `first` fields go on the first chunk only. */
+  async writeEntries (entries: Entry[], lookup: KindLookup, first: Frame = {}): Promise<void> {
+    let i = 0
+    do {
+      const chunk = entries.slice(i, i + ENTRIES_PER_FRAME)
+      i += ENTRIES_PER_FRAME
+      await this.write({ k: 'e', ...(i === ENTRIES_PER_FRAME ? first : {}), ...packEntries(chunk, lookup), end: i >= entries.length })
+    } while (i < entries.length)
+  }
+
+  /** Read entry chunks until the last; returns the entries and the first chunk's frame. */
+  async readEntries (lookup: KindLookup, first?: Frame): Promise<{ entries: Entry[], first: Frame }> {
+    const entries: Entry[] = []
+    let f = first ?? await this.read('e')
+    const head = f
+    while (true) {
+      for (const e of unpackEntries(f, lookup)) entries.push(e)
+      if (f.end === true) return { entries, first: head }
+      f = await this.read('e')
+    }
+  }
+
+  private signal (outer?: AbortSignal): AbortSignal {
+    const step = AbortSignal.timeout(this.stepTimeoutMs)
+    return outer === undefined ? step : AbortSignal.any([outer, step])
+  }
+}
+
+// ---- digest hashes and bitsets ----
+
+export function hashBytes (h: Uint32Array): Uint8Array {
+  return new Uint8Array(h.buffer, h.byteOffset, h.byteLength)
+}
+
+export function hashesFrom (v: unknown, count: number): Uint32Array {
+  if (!(v instanceof Uint8Array) || v.length !== count * 8) throw new ProtocolError('bad hashes')
+  return new Uint32Array(v.slice().buffer)
+}
+
+export function toBitset (indices: number[], size: number): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(size / 8))
+  for (const i of indices) bits[i >> 3] |= 1 << (i & 7)
+  return bits
+}
+
+export function selectByBitset (v: unknown, nodes: number[]): number[] {
+  if (!(v instanceof Uint8Array) || v.length !== Math.ceil(nodes.length / 8)) throw new ProtocolError('bad bitset')
+  return nodes.filter((_, i) => (v[i >> 3] & (1 << (i & 7))) !== 0)
+}

@@ -1,0 +1,90 @@
+import { strict as assert } from 'node:assert'
+import fc from 'fast-check'
+import { encode } from 'cborg'
+import {
+  packEntries, unpackEntries, encodeDelta, decodeDelta, decodeFrame, encodeFrame, packMembers, unpackMembers,
+  ProtocolError, WIRE_VERSION, type KindLookup
+} from '../../src/net/wire.js'
+import { counterKind } from '../../src/crdt/gcounter.js'
+import type { DatasetKind, Entry } from '../../src/crdt/dataset.js'
+
+const R1 = '12D3KooWFXYC1WJRBZ9TjwgkbLDtxrxcD7gKcsE8EHPDnSnLy38M'
+const R2 = '12D3KooWAbCdEfGhJkLmNpQrStUvWxYz123456789abcdefghijk'
+
+/** A set-like dataset (subs are free strings, anyone may write) to prove the codec is generic. */
+const setKind: DatasetKind = {
+  ...counterKind,
+  tag: 's',
+  name: 'test-set',
+  isSub: s => s.length >= 1 && s.length <= 256,
+  isValue: v => v === 1n,
+  ownerOf: () => undefined,
+  subIsOrigin: false
+}
+const lookup: KindLookup = tag => tag === 'c' ? counterKind : tag === 's' ? setKind : undefined
+
+const nameArb = fc.stringMatching(/^[A-Za-z0-9._~-]{1,20}$/)
+const counterEntryArb = fc.record({ ds: fc.constant('c'), key: nameArb, sub: fc.constantFrom(R1, R2), value: fc.bigInt({ min: 1n, max: 2n ** 80n }) })
+const setEntryArb = fc.record({ ds: fc.constant('s'), key: nameArb, sub: fc.string({ minLength: 1, maxLength: 30 }), value: fc.constant(1n) })
+
+function canon (es: Entry[]): string[] {
+  return es.map(e => `${e.ds}|${e.key}|${e.sub}|${e.value}`).sort()
+}
+
+describe('wire format (src/net/wire.ts)', () => {
+  it('entries of any dataset round-trip through CBOR', () => {
+    fc.assert(fc.property(fc.array(fc.oneof(counterEntryArb, setEntryArb), { maxLength: 60 }), entries => {
+      const bytes = encodeFrame({ k: 'e', ...packEntries(entries, lookup), end: true })
+      assert.deepEqual(canon(unpackEntries(decodeFrame(bytes), lookup)), canon(entries))
+    }))
+  })
+
+  it('gossip leaves out the sub of counters (it is the signer) and restores it from the signer', () => {
+    const entries: Entry[] = [{ ds: 'c', key: 'hits', sub: R1, value: 5n }, { ds: 's', key: 't1', sub: 'item/1', value: 1n }]
+    const bytes = encodeDelta({ sentAt: 123, entries }, lookup, R1)
+    assert.ok(!Buffer.from(bytes).toString('latin1').includes(R1), 'the replica id is not on the wire')
+    const back = decodeDelta(bytes, lookup, R1)
+    assert.equal(back.sentAt, 123)
+    assert.deepEqual(canon(back.entries), canon(entries))
+    // Read as coming from another signer, the count is that signer's.
+    assert.equal(decodeDelta(bytes, lookup, R2).entries.find(e => e.ds === 'c')?.sub, R2)
+    assert.throws(() => encodeDelta({ sentAt: 1, entries: [{ ds: 'c', key: 'x', sub: R2, value: 1n }] }, lookup, R1), ProtocolError)
+  })
+
+  it('rejects junk, truncated groups, bad values, unknown datasets and other wire versions', () => {
+    const bad: unknown[] = [
+      { g: { c: ['x', 1] } }, // truncated: no sub, no value
+      { g: { c: ['x', 1, 0] }, s: [R1] }, // value missing
+      { g: { c: ['x', 1, 0, 0] }, s: [R1] }, // value 0
+      { g: { c: ['x', 1, 0, -3] }, s: [R1] }, // negative
+      { g: { c: ['x', 1, 0, 1.5] }, s: [R1] }, // fraction
+      { g: { c: ['bad/name', 1, 0, 1] }, s: [R1] },
+      { g: { c: ['x', 1, 7, 1] }, s: [R1] }, // sub index out of range
+      { g: { c: ['x', 1, 'not-a-peer-id', 1] } },
+      { g: { c: ['x', 99, 0, 1] }, s: [R1] }, // group size beyond the data
+      { g: { z: ['x', 1, 'a', 1] } }, // unknown dataset
+      { g: [1, 2, 3] },
+      { g: { s: ['t', 1, 'a', 2] } } // a set value other than 1
+    ]
+    for (const w of bad) assert.throws(() => unpackEntries(w, lookup), ProtocolError, JSON.stringify(w, (_k, v) => typeof v === 'bigint' ? String(v) : v))
+    assert.throws(() => decodeFrame(Uint8Array.from([0xff, 0x00, 0x13])), ProtocolError)
+    assert.throws(() => decodeFrame(encode([1, 2])), ProtocolError)
+    assert.throws(() => decodeFrame(encodeFrame({ k: 'hello', v: 1 })), /wire version 1/)
+    assert.throws(() => decodeFrame(encodeFrame({ k: 'hello', v: WIRE_VERSION + 1 })), /wire version 3/)
+    assert.equal(decodeFrame(encodeFrame({ k: 'hello', v: WIRE_VERSION })).k, 'hello')
+  })
+
+  it('truncated CBOR of a valid frame is rejected', () => {
+    const bytes = encodeFrame({ k: 'e', ...packEntries([{ ds: 'c', key: 'hits', sub: R1, value: 2n ** 70n }], lookup), end: true })
+    for (let cut = 1; cut < bytes.length; cut++) {
+      assert.throws(() => unpackEntries(decodeFrame(bytes.subarray(0, cut)), lookup), ProtocolError)
+    }
+  })
+
+  it('members round-trip; bad members are rejected', () => {
+    const ms = [{ id: R1, addrs: ['/ip4/10.0.0.1/tcp/7778'], lastSeen: 5 }, { id: R2, addrs: [], lastSeen: 1, retiredAt: 9 }]
+    assert.deepEqual(unpackMembers(packMembers(ms)), ms)
+    assert.throws(() => unpackMembers([['nope', [], 1, 0]]), ProtocolError)
+    assert.throws(() => unpackMembers({}), ProtocolError)
+  })
+})
