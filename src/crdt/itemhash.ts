@@ -9,16 +9,17 @@
 // keeps, any other implementation (another language, a reader of LevelDB keys)
 // gets the same four words; the tests check it against published vectors.
 //
-// Why this one (measured by scripts/bench/itemindex.ts on the 2-core dev box,
-// 1,000 tenants x `item-<n>` ids, about 25 bytes per pair):
-//   - murmur3 x86_128 in JS with Math.imul:          ~85 ns/pair   (chosen)
-//   - same, hashing the UTF-16 code units directly:  ~95 ns/pair   (twice the
-//     bytes for ASCII ids, and ties the hash to JS's string representation)
-//   - node:crypto md5 one-shot (crypto.hash):      ~1,000 ns/pair
-//   - node:crypto sha256 one-shot (crypto.hash):   ~1,100 ns/pair
-// The crypto calls cost a C++ crossing and a Buffer per pair, which alone
-// eats the whole per-item budget at 150,000 items/s; murmur3 leaves room for
-// the table insert (the pair must cost well under 1 µs in memory).
+// Why this one (scripts/bench/itemindex.ts, 1,000,000 pairs `tenant-<k>`,
+// `item-<n>`, on the shared 2-core dev box at load 2-4, 2026-11-23; each figure
+// includes ~55 ns of building the id string):
+//   - murmur3 x86_128 in JS (Math.imul), UTF-8 bytes:    ~150 ns/pair  (chosen)
+//   - same over the UTF-16 code units of the joined pair: ~300 ns/pair  (twice
+//     the bytes for ASCII ids, a concatenation, and ties the hash to JS strings)
+//   - node:crypto md5, one-shot crypto.hash:            ~1,700 ns/pair
+//   - node:crypto sha256, one-shot crypto.hash:         ~1,600-2,300 ns/pair
+// The crypto calls pay a C++ crossing and a Buffer per pair, which alone would
+// eat the per-item budget at 150,000 items/s; murmur3 leaves room for the
+// table insert (the pair must cost well under 1 µs in memory).
 //
 // Collisions: for n random pairs the chance that any two share a 128-bit
 // hash is about n^2 / 2^129: 1.5e-21 at n = 10^9, 1.5e-25 at 10^7, below the
