@@ -45,5 +45,10 @@ export const metrics = {
   syncBytes: new Counter({ name: 'countd_sync_bytes_total', help: 'Bytes of anti-entropy frames by direction', labelNames: ['direction'] as const, registers: [registry] }),
   peers: new Gauge({ name: 'countd_connected_peers', help: 'Connected libp2p peers', registers: [registry] }),
   members: new Gauge({ name: 'countd_members', help: 'Known members (replica ids), including retired', registers: [registry] }),
-  counters: new Gauge({ name: 'countd_counters', help: 'Distinct counter names held', registers: [registry] })
+  counters: new Gauge({ name: 'countd_counters', help: 'Distinct counter names held', registers: [registry] }),
+  itemsAdded: new Counter({ name: 'countd_items_added_total', help: 'Items new to this replica added by clients here', registers: [registry] }),
+  itemsReceived: new Counter({ name: 'countd_items_received_total', help: 'Items new to this replica received from peers', registers: [registry] }),
+  tenants: new Gauge({ name: 'countd_tenants', help: 'Tenants with at least one item', registers: [registry] }),
+  items: new Gauge({ name: 'countd_items', help: 'Distinct (tenant, item) pairs held', registers: [registry] }),
+  itemIndexBytes: new Gauge({ name: 'countd_item_index_bytes', help: 'Memory of the exact in-memory item index', registers: [registry] })
 }

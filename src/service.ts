@@ -31,7 +31,26 @@ export interface CountdService {
 
 import type { Replica } from './replica.js'
 import { counterKind } from './crdt/gcounter.js'
-import { CountdError, UnreachableError, NotJoinedError } from './errors.js'
+import { CountdError, UnreachableError, NotJoinedError, BadInputError } from './errors.js'
+import { isValidItemId, isValidTenant } from './validate.js'
+
+/** Items per POST /items (SADD, AddItems) request. */
+export const MAX_ITEMS = 10000
+
+function checkTenant (tenant: unknown): string {
+  if (typeof tenant !== 'string' || !isValidTenant(tenant)) throw new BadInputError('tenant must be 1-200 characters of A-Z a-z 0-9 . _ ~ -')
+  return tenant
+}
+
+/** One item of a batch; `index` names it in the error. */
+function checkItem (item: unknown, index?: number): void {
+  const at = index === undefined ? '' : `item ${index}: `
+  const extra = index === undefined ? {} : { index }
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new BadInputError(`${at}must be an object {"id": "...", "tenant": "..."}`, extra)
+  const { tenant, id } = item as { tenant?: unknown, id?: unknown }
+  if (typeof tenant !== 'string' || !isValidTenant(tenant)) throw new BadInputError(`${at}tenant must be 1-200 characters of A-Z a-z 0-9 . _ ~ -`, extra)
+  if (typeof id !== 'string' || !isValidItemId(id)) throw new BadInputError(`${at}id must be a string of 1-256 bytes of UTF-8 without control characters`, extra)
+}
 import { JOIN_WAIT_MS } from './membership.js'
 
 /** What consistent reads need from the network (the daemon passes the real Network). */
@@ -61,18 +80,26 @@ export class ReplicaService implements CountdService {
     return value
   }
 
-  async addItems (_items: ItemRef[]): Promise<{ accepted: number, added: number }> {
-    throw new CountdError('not_implemented', 'items are not available yet')
+  async addItems (items: ItemRef[]): Promise<{ accepted: number, added: number }> {
+    if (items.length < 1 || items.length > MAX_ITEMS) throw new BadInputError(`send 1-${MAX_ITEMS} items`)
+    items.forEach((item, index) => { checkItem(item, index) })
+    return await this.replica.addItems(items)
   }
 
-  itemCount (_tenant: string): number { return 0 }
+  itemCount (tenant: string): number { return this.replica.items.count(checkTenant(tenant)) }
 
-  async consistentItemCount (_tenant: string, _timeoutMs: number): Promise<number> {
-    throw new CountdError('not_implemented', 'items are not available yet')
+  async consistentItemCount (tenant: string, timeoutMs: number): Promise<number> {
+    checkTenant(tenant)
+    await this.joined(timeoutMs, () => this.replica.items.count(tenant))
+    const unreachable = await this.cluster.consistentSync(timeoutMs)
+    const count = this.replica.items.count(tenant)
+    if (unreachable.length > 0) throw new UnreachableError(`could not reach ${unreachable.length} member(s) in time`, count, unreachable)
+    return count
   }
 
-  async hasItem (_tenant: string, _id: string): Promise<boolean> {
-    throw new CountdError('not_implemented', 'items are not available yet')
+  async hasItem (tenant: string, id: string): Promise<boolean> {
+    checkItem({ tenant, id })
+    return this.replica.items.has(tenant, id)
   }
 
   async nextIds (_count: number): Promise<bigint[]> {

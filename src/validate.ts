@@ -20,3 +20,18 @@ export function parseIncrement (v: unknown): bigint | undefined {
   const n = BigInt(v)
   return n >= 1n && n <= MAX_INCREMENT ? n : undefined
 }
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/
+
+/**
+ * An item id: 1-256 bytes of UTF-8 without control characters (C0, DEL, C1)
+ * and without lone surrogates (they would encode as U+FFFD and collide with it).
+ */
+export function isValidItemId (id: string): boolean {
+  if (id.length === 0 || id.length > 256 || CONTROL_RE.test(id) || !id.isWellFormed()) return false
+  return Buffer.byteLength(id, 'utf8') <= 256
+}
+
+/** A tenant follows the counter-name rule. */
+export const isValidTenant = isValidName

@@ -204,3 +204,35 @@ describe('Replica (with a real Store)', function () {
     })
   })
 })
+
+describe('Replica items (with a real Store)', function () {
+  this.timeout(20000)
+  let dir: string
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-items-')) })
+  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  it('counts each (tenant, id) once, across requests, concurrent requests and restarts', async () => {
+    let s = await Store.open(dir)
+    let r = new Replica('me', s)
+    await r.load()
+    assert.deepEqual(await r.addItems([{ tenant: 't1', id: 'a' }, { tenant: 't1', id: 'a' }, { tenant: 't2', id: 'a' }]), { accepted: 3, added: 2 })
+    const both = await Promise.all([
+      r.addItems([{ tenant: 't1', id: 'b' }, { tenant: 't1', id: 'c' }]),
+      r.addItems([{ tenant: 't1', id: 'b' }, { tenant: 't1', id: 'a' }])
+    ])
+    assert.equal(both[0].added + both[1].added, 2, 'b counted once though two requests carried it')
+    assert.equal(r.items.count('t1'), 3)
+    assert.equal(r.items.count('t2'), 1)
+    assert.equal(r.items.count('nobody'), 0)
+    assert.ok(r.items.has('t1', 'c'))
+    assert.ok(!r.items.has('t2', 'c'))
+    await s.close()
+    s = await Store.open(dir)
+    r = new Replica('me', s)
+    await r.load()
+    assert.equal(r.items.count('t1'), 3)
+    assert.deepEqual(await r.addItems([{ tenant: 't1', id: 'c' }, { tenant: 't1', id: 'd/é ü' }]), { accepted: 2, added: 1 })
+    assert.ok(r.items.has('t1', 'd/é ü'))
+    await s.close()
+  })
+})

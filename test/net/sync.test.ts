@@ -89,3 +89,42 @@ describe('anti-entropy between two replicas (in process, real libp2p + LevelDB)'
     assert.ok(big < 200000, `20 changed entries cost ${big} bytes`)
   })
 })
+
+describe('anti-entropy of item sets (in process)', function () {
+  this.timeout(60000)
+  let dir: string
+  const sides: Side[] = []
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-sync-items-')) })
+  afterEach(async () => {
+    for (const s of sides.splice(0)) {
+      await s.network.stop().catch(() => {})
+      await s.store.close().catch(() => {})
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a replica missing 100 of 20,000 items receives about those, not the set', async () => {
+    const a = await side(join(dir, 'a'))
+    const b = await side(join(dir, 'b'))
+    sides.push(a, b)
+    const all = Array.from({ length: 20000 }, (_, i) => ({ tenant: `t${i % 10}`, id: `item-${i}` }))
+    for (let i = 0; i < all.length; i += 10000) await a.replica.addItems(all.slice(i, i + 10000))
+    await b.replica.addItems(all.slice(0, 10000))
+    await b.replica.addItems(all.slice(10000, 19900))
+    await a.network.start()
+    await b.network.start()
+    const sentBefore = await syncEntriesSent()
+    await b.network.connect([multiaddr(`${a.network.listenAddrs()[0]}/p2p/${a.replica.id}`)])
+    await until(() => b.replica.items.items === 20000)
+    for (let t = 0; t < 10; t++) assert.equal(b.replica.items.count(`t${t}`), 2000)
+    assert.ok(b.replica.items.has('t9', 'item-19999'))
+    const sent = await syncEntriesSent() - sentBefore
+    console.log(`      entries sent to repair 100 missing items of 20,000: ${sent}`)
+    assert.ok(sent < 2000, `sent ${sent} entries for 100 missing items`)
+  })
+})
+
+async function syncEntriesSent (): Promise<number> {
+  const m = await registry.getSingleMetric('countd_sync_entries_sent_total')?.get()
+  return (m?.values ?? []).reduce((a, v) => a + v.value, 0)
+}
