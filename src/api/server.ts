@@ -4,7 +4,10 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Replica } from '../replica.js'
 import type { CountdService } from '../service.js'
-import { UnreachableError } from '../errors.js'
+import { UnreachableError, CountdError } from '../errors.js'
+
+/** HTTP status of each error code of src/errors.ts. */
+const STATUS_OF: Record<string, number> = { bad_input: 400, unreachable: 503, disk_full: 507, storage: 503, ids_unavailable: 503, idempotency_conflict: 422, not_implemented: 501 }
 import { isRetired, IdempotencyConflictError, NotJoinedError } from '../replica.js'
 import type { ClusterView } from './cluster-view.js'
 import { HttpError, badRequest } from './errors.js'
@@ -106,7 +109,9 @@ async function dispatch (routes: Route[], authorized: (req: IncomingMessage) => 
 function sendError (res: ServerResponse, err: unknown): void {
   const e = err instanceof HttpError
     ? err
-    : err instanceof NotJoinedError ? new HttpError(503, err.message, {}, { 'Retry-After': '1' }) : new HttpError(500, 'internal error')
+    : err instanceof NotJoinedError
+      ? new HttpError(503, err.message, {}, { 'Retry-After': '1' })
+      : err instanceof CountdError && STATUS_OF[err.code] !== undefined ? new HttpError(STATUS_OF[err.code], err.message, err.extra) : new HttpError(500, 'internal error')
   if (res.headersSent) {
     res.destroy()
     return
