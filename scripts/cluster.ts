@@ -155,7 +155,8 @@ export interface ClusterOptions {
   wrap?: string[]
 }
 
-let portCursor = 20000 + Math.floor(Math.random() * 20000)
+// COUNTD_TEST_PORT_BASE pins the range (parallel work on one machine).
+let portCursor = Number(process.env.COUNTD_TEST_PORT_BASE ?? 0) || 20000 + Math.floor(Math.random() * 20000)
 /** A block of ports unlikely to collide between concurrent test files. */
 export function portBlock (size: number): number {
   const base = portCursor

@@ -78,7 +78,10 @@ async function dispatch (routes: Route[], authorized: (req: IncomingMessage) => 
     const url = { pathname, searchParams: new URLSearchParams(q === -1 ? '' : target.slice(q + 1)) }
     let parts: string[]
     try {
-      parts = pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
+      // Exact segments: "/counter//value", a trailing slash or "//counter"
+      // keep their empty segments, so they match no route (404).
+      parts = pathname.split('/').slice(1).map(decodeURIComponent)
+      if (!pathname.startsWith('/')) parts = ['\u0000not-a-path']
     } catch {
       throw badRequest('malformed URL encoding')
     }
@@ -265,7 +268,7 @@ export function routeTable (): Array<{ path: string, methods: string[] }> {
 }
 
 function route (label: string, methods: Record<string, Handler>): Route {
-  const pattern = label.split('/').filter(p => p !== '')
+  const pattern = label.split('/').slice(1)
   return {
     label,
     methods,
@@ -273,7 +276,10 @@ function route (label: string, methods: Record<string, Handler>): Route {
       if (parts.length !== pattern.length) return undefined
       const params: string[] = []
       for (let i = 0; i < parts.length; i++) {
-        if (pattern[i].startsWith(':')) params.push(parts[i])
+        if (pattern[i].startsWith(':')) {
+          if (parts[i] === '') return undefined
+          params.push(parts[i])
+        }
         else if (pattern[i] !== parts[i]) return undefined
       }
       return params

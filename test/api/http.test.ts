@@ -1,5 +1,6 @@
 // The HTTP contract (SPEC §2) against one real countd process.
 import { strict as assert } from 'node:assert'
+import { request as httpRequest } from 'node:http'
 import { Cluster, type CountdNode } from '../../scripts/cluster.js'
 
 interface Reply { status: number, type: string, body: string }
@@ -114,6 +115,47 @@ describe('HTTP API', function () {
     assert.equal((await call(n, 'GET', '/counter/target/value')).body, '7')
     assert.deepEqual(await call(n, 'GET', '/counters'), before)
     assert.equal((await call(n, 'GET', '/health')).status, 200, 'still alive')
+  })
+
+  it('matches paths exactly: empty segments, trailing slashes and extra segments are 404 and change nothing', async () => {
+    await call(n, 'POST', '/counter/exact', '4')
+    const cases: Array<[string, string]> = [
+      ['POST', '/counter//value'],
+      ['GET', '/counter//value'],
+      ['POST', '/counter/'],
+      ['POST', '/counter/exact/'],
+      ['POST', '//counter/exact'],
+      ['GET', '/counter/exact/value/'],
+      ['GET', '//counter/exact/value'],
+      ['GET', '/counter/exact/value/extra'],
+      ['GET', '/counter/exact//value'],
+      ['GET', '/counters/'],
+      ['GET', '/health/']
+    ]
+    for (const [method, path] of cases) {
+      const r = await call(n, method, path, method === 'POST' ? '5' : undefined)
+      assert.equal(r.status, 404, `${method} ${path} -> ${r.status} ${r.body}`)
+      assert.equal(typeof JSON.parse(r.body).error, 'string')
+    }
+    assert.equal((await call(n, 'GET', '/counter/value/value')).body, '0', 'no counter "value" was made')
+    assert.equal((await call(n, 'GET', '/counter/exact/value')).body, '4')
+  })
+
+  it('keeps "." and ".." as counter names (no path normalisation)', async () => {
+    // fetch() would resolve dot segments: send the raw request line.
+    const raw = async (method: string, path: string): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(new URL(n.url).port), method, path }, res => {
+        let body = ''
+        res.on('data', d => { body += d })
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
+      })
+      req.on('error', reject)
+      req.end(method === 'POST' ? '2' : undefined)
+    })
+    assert.deepEqual(await raw('POST', '/counter/.'), { status: 200, body: '2' })
+    assert.deepEqual(await raw('POST', '/counter/..'), { status: 200, body: '2' })
+    assert.deepEqual(await raw('GET', '/counter/../value'), { status: 200, body: '2' })
+    assert.deepEqual(await raw('GET', '/counter/./value'), { status: 200, body: '2' })
   })
 
   it('a one-node cluster answers consistent reads at once', async () => {
