@@ -15,6 +15,7 @@ import { toJson } from './json.js'
 import { isValidName, parseIncrement } from '../validate.js'
 import { registry, metrics, renderMetrics } from '../metrics.js'
 import { openapi } from './openapi.js'
+import { answerClientError } from './client-error.js'
 
 export const BODY_LIMIT = 64 * 1024
 const MAX_BATCH = 10000
@@ -51,6 +52,7 @@ export function createApi (o: ApiOptions): Server {
   const routes = buildRoutes(o)
   const authorized = o.apiToken !== undefined ? bearerCheck(o.apiToken) : () => true
   const server = createServer((req, res) => { void dispatch(routes, authorized, req, res) })
+  server.on('clientError', answerClientError)
   server.keepAliveTimeout = 65000
   server.headersTimeout = 66000
   server.requestTimeout = 120000
