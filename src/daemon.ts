@@ -12,7 +12,8 @@ import { ReplicaService } from './service.js'
 import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
 import { parsePeerAddr } from './addr.js'
-import { createApi } from './api/server.js'
+import { createApi, type ApiSettings } from './api/server.js'
+import { SortedNames } from './sorted-names.js'
 import type { ClusterView } from './api/cluster-view.js'
 import { metrics } from './metrics.js'
 import { StartupError } from './errors.js'
@@ -43,7 +44,11 @@ export class Daemon {
       const key = await loadIdentity(store)
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
       replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
+      const names = listingIndexes(replica)
       await replica.load()
+      // One sort of every loaded name now, not on the first GET /counters.
+      names.counterNames.flush()
+      names.tenantNames.flush()
       replica.gate.clusterExpected = cfg.peers.length > 0
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
@@ -64,14 +69,15 @@ export class Daemon {
         else log.info('writes work again')
       }
       const service = new ReplicaService(replica, network)
+      const apiSettings: ApiSettings = { apiToken: cfg.apiToken, consistentTimeoutSec: cfg.consistentTimeoutSec }
       const server = createApi({
         service,
         replica,
         cluster: clusterView(network),
+        ...names,
         http: `${cfg.httpHost}:${cfg.httpPort}`,
-        consistentTimeoutSec: cfg.consistentTimeoutSec,
         startedAt: Date.now(),
-        apiToken: cfg.apiToken
+        settings: apiSettings
       })
       // HTTP first: a busy port fails fast, before we join the mesh.
       await listen(server, cfg.httpHost, cfg.httpPort)
@@ -180,6 +186,19 @@ function clusterView (network: Network): ClusterView {
     checkAddrs: actors => { for (const a of actors) parsePeerAddr(a) },
     connect: async actors => await network.connect(actors.map(parsePeerAddr)),
   }
+}
+
+/**
+ * Sorted indexes of counter names and tenants for the paged lists (GET
+ * /counters, GET /tenants): fed by the datasets' first sight of a key, set
+ * up before load() so loading sorts them once.
+ */
+function listingIndexes (replica: Replica): { counterNames: SortedNames, tenantNames: SortedNames } {
+  const counterNames = new SortedNames()
+  const tenantNames = new SortedNames()
+  replica.counters.onNewKey = name => { counterNames.add(name) }
+  replica.items.onNewKey = tenant => { tenantNames.add(tenant) }
+  return { counterNames, tenantNames }
 }
 
 /** Where a version-1 counter entry goes in the digest tree (store migration). */

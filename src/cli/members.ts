@@ -11,13 +11,17 @@ export function membersCommand (): Command {
     .option('--json', 'print the raw JSON'))
     .action(async (o: { json?: boolean, api: string } & ApiTarget) => {
       try {
-        // Parse big contributions exactly: keep the raw digits.
-        const text = expectOk(await callApi(o, 'GET', 'members')).text
-        if (o.json === true) {
-          process.stdout.write(`${text}\n`)
-          return
-        }
-        const members = JSON.parse(text.replace(/"contribution":(\d+)/g, '"contribution":"$1"')) as MemberView[]
+        // Every page; big contributions parsed exactly (raw digits kept).
+        const members: MemberView[] = []
+        let after: string | null = null
+        do {
+          const text = expectOk(await callApi(o, 'GET', `members?limit=10000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`)).text
+          if (o.json === true) process.stdout.write(`${text}\n`)
+          const page = JSON.parse(text.replace(/"contribution":(\d+)/g, '"contribution":"$1"')) as { members: MemberView[], next: string | null }
+          members.push(...page.members)
+          after = page.next
+        } while (after !== null)
+        if (o.json === true) return
         const rows = members.map(m => [
           m.id,
           m.self ? 'self' : m.retired ? 'retired' : m.connected ? 'connected' : 'disconnected',

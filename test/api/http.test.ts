@@ -42,8 +42,9 @@ describe('HTTP API', function () {
     await call(n, 'POST', '/counter/view', '3')
     const view = JSON.parse((await call(n, 'GET', '/counter/view')).body)
     assert.deepEqual(view, { name: 'view', value: 3, replicas: { [n.peerId]: 3 } })
-    const list = JSON.parse((await call(n, 'GET', '/counters')).body) as Array<{ name: string, value: number }>
-    assert.ok(list.some(c => c.name === 'view' && c.value === 3))
+    const list = JSON.parse((await call(n, 'GET', '/counters')).body) as { counters: Array<{ name: string, value: number }>, next: string | null }
+    assert.ok(list.counters.some(c => c.name === 'view' && c.value === 3))
+    assert.equal(list.next, null)
     assert.equal((await call(n, 'GET', '/health')).body, 'ok')
     const status = JSON.parse((await call(n, 'GET', '/status')).body)
     assert.equal(status.id, n.peerId)
@@ -156,6 +157,85 @@ describe('HTTP API', function () {
     assert.deepEqual(await raw('POST', '/counter/..'), { status: 200, body: '2' })
     assert.deepEqual(await raw('GET', '/counter/../value'), { status: 200, body: '2' })
     assert.deepEqual(await raw('GET', '/counter/./value'), { status: 200, body: '2' })
+  })
+
+  it('pages GET /counters by name: limit, prefix, after and next', async () => {
+    await call(n, 'POST', '/counters', '{"pg-c": 1, "pg-a": 2, "pg-d": 3, "pg-b": 4, "ph-x": 5}', { 'Content-Type': 'application/json' })
+    const page = async (q: string): Promise<{ counters: Array<{ name: string, value: number }>, next: string | null }> => {
+      const r = await call(n, 'GET', `/counters?${q}`)
+      assert.equal(r.status, 200, r.body)
+      return JSON.parse(r.body)
+    }
+    assert.deepEqual(await page('prefix=pg-&limit=3'), { counters: [{ name: 'pg-a', value: 2 }, { name: 'pg-b', value: 4 }, { name: 'pg-c', value: 1 }], next: 'pg-c' })
+    assert.deepEqual(await page('prefix=pg-&limit=3&after=pg-c'), { counters: [{ name: 'pg-d', value: 3 }], next: null })
+    assert.deepEqual(await page('prefix=pg-&limit=4'), { counters: [{ name: 'pg-a', value: 2 }, { name: 'pg-b', value: 4 }, { name: 'pg-c', value: 1 }, { name: 'pg-d', value: 3 }], next: null })
+    assert.deepEqual((await page('after=pg-d&limit=1')).counters, [{ name: 'ph-x', value: 5 }])
+    assert.deepEqual(await page('prefix=zz'), { counters: [], next: null })
+    const members = JSON.parse((await call(n, 'GET', '/members')).body)
+    assert.equal(members.next, null)
+    assert.equal(members.members[0].id, n.peerId)
+    for (const q of ['limit=0', 'limit=10001', 'limit=abc', 'limit=1.5', 'limit=1&limit=2', `after=${'a'.repeat(300)}`]) {
+      for (const path of ['/counters', '/tenants', '/members']) {
+        const r = await call(n, 'GET', `${path}?${q}`)
+        assert.equal(r.status, 400, `${path}?${q.slice(0, 20)} -> ${r.status}`)
+        assert.equal(typeof JSON.parse(r.body).error, 'string')
+      }
+    }
+  })
+
+  it('validates item and ID requests (SPEC §5, §6)', async () => {
+    const json = { 'Content-Type': 'application/json' }
+    const ndjson = { 'Content-Type': 'application/x-ndjson' }
+    const tooMany = JSON.stringify(Array.from({ length: 10001 }, (_, i) => ({ tenant: 't', id: `i${i}` })))
+    const cases: Array<[string, string, string | undefined, Record<string, string>, number]> = [
+      ['POST', '/items', '[]', json, 400],
+      ['POST', '/items', tooMany, json, 400],
+      ['POST', '/items', '{"id": "a", "tenant": "t"}', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t"', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": 5, "tenant": "t"}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": "", "tenant": "t"}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": {"x": 1}, "tenant": "t"}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"tenant": "t"}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "bad tenant"}]', json, 400],
+      ['POST', '/items', '[{"id": "a\u0001", "tenant": "t"}]', json, 400],
+      ['POST', '/items', `[{"id": "${'x'.repeat(257)}", "tenant": "t"}]`, json, 400],
+      ['POST', '/items', '[5]', json, 400],
+      ['POST', '/items', '{"id": "a", "tenant": "t"}\n{"id": 1, "tenant": "t"}\n', ndjson, 400],
+      ['POST', '/items', '{"id": "a", "tenant": "t"}\nnot json\n', ndjson, 400],
+      ['POST', '/items', `[${'{"id": "a", "tenant": "t"},'.repeat(160000)}{"id": "a", "tenant": "t"}]`, json, 413],
+      ['GET', '/items', undefined, {}, 405],
+      ['GET', '/items/bad$tenant/count', undefined, {}, 400],
+      ['GET', '/items/t/count?consistent=yes', undefined, {}, 400],
+      ['GET', '/items/t/count?timeout=0', undefined, {}, 400],
+      ['GET', '/items/t/has', undefined, {}, 400],
+      ['GET', '/items/t/has?id=', undefined, {}, 400],
+      ['GET', '/items/t/has?id=a&id=b', undefined, {}, 400],
+      ['GET', '/items//count', undefined, {}, 404],
+      ['GET', '/items/t/count/', undefined, {}, 404],
+      ['POST', '/items/t/count', undefined, {}, 405],
+      ['GET', '/ids?count=0', undefined, {}, 400],
+      ['GET', '/ids?count=10001', undefined, {}, 400],
+      ['GET', '/ids?count=abc', undefined, {}, 400],
+      ['GET', '/ids/abc', undefined, {}, 400],
+      ['GET', '/ids/-1', undefined, {}, 400],
+      ['GET', '/ids/9223372036854775808', undefined, {}, 400],
+      ['GET', '/ids/0001', undefined, {}, 400],
+      ['POST', '/ids/next', undefined, {}, 405],
+      ['GET', '/ids/next/', undefined, {}, 404]
+    ]
+    for (const [method, path, body, headers, status] of cases) {
+      const r = await call(n, method, path, body, headers)
+      assert.equal(r.status, status, `${method} ${path} ${String(body).slice(0, 60)} -> ${r.status} ${r.body}`)
+      assert.equal(r.type, 'application/json', `${method} ${path}: error is JSON`)
+      assert.equal(typeof JSON.parse(r.body).error, 'string')
+    }
+    const bad = JSON.parse((await call(n, 'POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": "b", "tenant": "t"}, {"id": 7, "tenant": "t"}]', json)).body)
+    assert.equal(bad.index, 2, 'the bad item is named by its index')
+    assert.match(bad.error, /item 2/)
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/t/count')).body), { count: 0 }, 'nothing was added')
+    // Decoding needs no running ID generator: 2026-01-01T00:00:01.000Z, slot 5, sequence 7.
+    const id = ((1000n << 22n) | (5n << 12n) | 7n).toString()
+    assert.deepEqual(JSON.parse((await call(n, 'GET', `/ids/${id}`)).body), { id, time: '2026-01-01T00:00:01.000Z', node: 5, sequence: 7 })
   })
 
   it('a one-node cluster answers consistent reads at once', async () => {
