@@ -22,8 +22,16 @@ export interface Config {
   idempotencyWindowSec: number
   /** Path of a libp2p private-network key (`countd keygen`), if any. */
   swarmKeyFile?: string
-  /** Bearer token required on every HTTP route but /health, if set. */
+  /** Bearer token required on every HTTP route but /health (and by the Redis and gRPC listeners), if set. */
   apiToken?: string
+  /** Redis-protocol listener (--resp), off unless given. */
+  resp?: { host: string, port: number }
+  /** gRPC listener (--grpc), off unless given. */
+  grpc?: { host: string, port: number }
+  /** Listeners beyond loopback without a token were asked for on purpose. */
+  allowUnauthenticated: boolean
+  /** ID node slot pinned by hand (--node-slot), 0-1023. */
+  nodeSlot?: number
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */
@@ -40,6 +48,11 @@ export interface StartFlags {
   idempotencyWindow?: string
   swarmKey?: string
   apiToken?: string
+  resp?: string
+  grpc?: string
+  /** true, or env text "1"/"true". */
+  allowUnauthenticated?: boolean | string
+  nodeSlot?: string
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -73,7 +86,32 @@ function checkToken (t: string): string {
 
 /** Loopback addresses, where the API is reachable from this machine only. */
 export function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+  const h = host.toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\./.test(h) || /^::ffff:127\./.test(h)
+}
+
+function truthy (v: boolean | string | undefined): boolean {
+  return v === true || (typeof v === 'string' && ['1', 'true', 'yes'].includes(v.trim().toLowerCase()))
+}
+
+function nodeSlotOf (v: string): number {
+  if (!/^[0-9]{1,4}$/.test(v.trim()) || Number(v) > 1023) throw new UsageError(`--node-slot must be an integer 0-1023, got "${v}"`)
+  return Number(v)
+}
+
+/**
+ * Safe by default (SPEC §1): a listener reachable beyond this machine with
+ * no token would let anyone write. Refuse unless told that is intended.
+ */
+function checkExposure (c: Config): void {
+  if (c.apiToken !== undefined || c.allowUnauthenticated) return
+  const open = [
+    ['HTTP', `${c.httpHost}:${c.httpPort}`, c.httpHost],
+    ...(c.resp !== undefined ? [['Redis', `${c.resp.host}:${c.resp.port}`, c.resp.host]] : []),
+    ...(c.grpc !== undefined ? [['gRPC', `${c.grpc.host}:${c.grpc.port}`, c.grpc.host]] : [])
+  ].filter(([, , host]) => !isLoopbackHost(host))
+  if (open.length === 0) return
+  throw new UsageError(`refusing to start: ${open.map(([what, addr]) => `${what} ${addr}`).join(', ')} is reachable beyond this machine without a token; set --api-token TOKEN (or COUNTD_API_TOKEN), or --allow-unauthenticated if anyone who can reach it may write`)
 }
 
 export function buildConfig (f: StartFlags): Config {
@@ -99,7 +137,7 @@ export function buildConfig (f: StartFlags): Config {
   const level = f.logLevel.toLowerCase()
   if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
   if (f.dataDir.trim() === '') throw new UsageError('--data-dir must not be empty')
-  return {
+  const config: Config = {
     dataDir: resolve(f.dataDir),
     httpHost: host,
     httpPort: port,
@@ -111,6 +149,12 @@ export function buildConfig (f: StartFlags): Config {
     syncIntervalMs: positiveNumber(f.syncIntervalMs, 'sync interval', 600000),
     idempotencyWindowSec: positiveNumber(f.idempotencyWindow ?? '86400', 'idempotency window', 365 * 86400),
     ...(f.swarmKey !== undefined && f.swarmKey !== '' ? { swarmKeyFile: resolve(f.swarmKey) } : {}),
-    ...(f.apiToken !== undefined && f.apiToken !== '' ? { apiToken: checkToken(f.apiToken) } : {})
+    ...(f.apiToken !== undefined && f.apiToken !== '' ? { apiToken: checkToken(f.apiToken) } : {}),
+    ...(f.resp !== undefined && f.resp !== '' ? { resp: parseHostPort(f.resp, '--resp') } : {}),
+    ...(f.grpc !== undefined && f.grpc !== '' ? { grpc: parseHostPort(f.grpc, '--grpc') } : {}),
+    allowUnauthenticated: truthy(f.allowUnauthenticated),
+    ...(f.nodeSlot !== undefined && f.nodeSlot !== '' ? { nodeSlot: nodeSlotOf(f.nodeSlot) } : {})
   }
+  checkExposure(config)
+  return config
 }

@@ -41,7 +41,7 @@ describe('config', () => {
     })
 
     it('parses --http host and port, and is case-insensitive for --log-level', () => {
-      const c = buildConfig(flags({ http: '0.0.0.0:8080', logLevel: 'DEBUG' }))
+      const c = buildConfig(flags({ http: '0.0.0.0:8080', logLevel: 'DEBUG', allowUnauthenticated: true }))
       assert.equal(c.httpHost, '0.0.0.0')
       assert.equal(c.httpPort, 8080)
       assert.equal(c.logLevel, 'debug')
@@ -85,6 +85,38 @@ describe('config', () => {
 
     it('accepts a fractional consistent timeout', () => {
       assert.equal(buildConfig(flags({ consistentTimeout: '0.5' })).consistentTimeoutSec, 0.5)
+    })
+  })
+
+  describe('safe by default (SPEC §1)', () => {
+    const token = { apiToken: 'a-token-of-enough-length' }
+    for (const over of [{ http: '0.0.0.0:7777' }, { http: '10.0.0.1:7777' }, { http: '[::]:7777' }, { resp: '0.0.0.0:6379' }, { grpc: '192.168.1.2:50051' }] as Array<Partial<StartFlags>>) {
+      it(`refuses ${JSON.stringify(over)} without a token, naming both remedies`, () => {
+        assert.throws(() => buildConfig(flags(over)), (err: unknown) => {
+          assert.ok(err instanceof UsageError)
+          assert.match(err.message, /--api-token/)
+          assert.match(err.message, /--allow-unauthenticated/)
+          assert.ok(!err.message.includes('\n'))
+          return true
+        })
+        assert.equal(buildConfig(flags({ ...over, ...token })).apiToken, token.apiToken)
+        assert.equal(buildConfig(flags({ ...over, allowUnauthenticated: true })).allowUnauthenticated, true)
+        assert.equal(buildConfig(flags({ ...over, allowUnauthenticated: '1' })).allowUnauthenticated, true)
+      })
+    }
+    for (const over of [{}, { http: 'localhost:1' }, { http: '[::1]:1' }, { http: '127.0.0.2:1' }, { resp: '127.0.0.1:6379', grpc: ':50051' }] as Array<Partial<StartFlags>>) {
+      it(`starts ${JSON.stringify(over)} (loopback) without a token`, () => {
+        assert.equal(buildConfig(flags(over)).apiToken, undefined)
+      })
+    }
+    it('parses --resp, --grpc and --node-slot', () => {
+      const c = buildConfig(flags({ resp: '127.0.0.1:6379', grpc: 'localhost:50051', nodeSlot: '1023' }))
+      assert.deepEqual(c.resp, { host: '127.0.0.1', port: 6379 })
+      assert.deepEqual(c.grpc, { host: 'localhost', port: 50051 })
+      assert.equal(c.nodeSlot, 1023)
+      assert.equal(buildConfig(flags()).resp, undefined)
+      for (const nodeSlot of ['1024', '-1', 'x', '1.5']) assert.throws(() => buildConfig(flags({ nodeSlot })), /--node-slot/)
+      assert.throws(() => buildConfig(flags({ resp: 'nope' })), /--resp/)
     })
   })
 

@@ -15,6 +15,10 @@ export function startCommand (): Command {
     .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('20'))
     .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default('1000'))
     .addOption(new Option('--api-token <token>', 'require Authorization: Bearer <token> on the HTTP API (all but /health)').env('COUNTD_API_TOKEN'))
+    .addOption(new Option('--resp <host:port>', 'Redis-protocol listener (off unless given)').env('COUNTD_RESP'))
+    .addOption(new Option('--grpc <host:port>', 'gRPC listener (off unless given)').env('COUNTD_GRPC'))
+    .addOption(new Option('--allow-unauthenticated', 'allow listeners beyond loopback without --api-token').env('COUNTD_ALLOW_UNAUTHENTICATED'))
+    .addOption(new Option('--node-slot <n>', 'pin this node\'s ID slot (0-1023)').env('COUNTD_NODE_SLOT'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
     .action(async (flags: StartFlags) => {

@@ -102,3 +102,33 @@ describe('countd CLI', function () {
     assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/)
   })
 })
+
+describe('countd start refuses to expose an unauthenticated API (SPEC §1)', function () {
+  this.timeout(60000)
+  const dir = mkdtempSync(join(tmpdir(), 'countd-refuse-'))
+  after(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  for (const [what, args, env] of [
+    ['--http 0.0.0.0', ['--http', `0.0.0.0:${portBlock(1)}`], {}],
+    ['COUNTD_HTTP beyond loopback', [], { COUNTD_HTTP: `0.0.0.0:${portBlock(1)}` }],
+    ['--resp 0.0.0.0', ['--resp', `0.0.0.0:${portBlock(1)}`], {}]
+  ] as Array<[string, string[], Record<string, string>]>) {
+    it(`exits 2 with one line naming both remedies: ${what}`, async () => {
+      const r = await countd(['start', '--data-dir', join(dir, 'x'), '--listen', `/ip4/127.0.0.1/tcp/${portBlock(1)}`, ...args], env)
+      assert.equal(r.code, 2, r.stderr)
+      oneLine(r)
+      assert.match(r.stderr, /--api-token/)
+      assert.match(r.stderr, /--allow-unauthenticated/)
+    })
+  }
+
+  it('starts with --allow-unauthenticated (or COUNTD_ALLOW_UNAUTHENTICATED=1)', async () => {
+    const node = new CountdNode({ name: 'open', dataDir: join(dir, 'open'), httpHost: '0.0.0.0', httpPort: portBlock(1), p2pPort: portBlock(1), env: { COUNTD_ALLOW_UNAUTHENTICATED: '1' } })
+    try {
+      await node.start()
+      assert.equal((await fetch(`http://127.0.0.1:${node.opts.httpPort}/health`)).status, 200)
+    } finally {
+      await node.kill('SIGKILL')
+    }
+  })
+})
