@@ -1,5 +1,7 @@
 // Flags and environment -> one typed, validated config object.
 import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddr } from './addr.js'
 
@@ -32,6 +34,8 @@ export interface Config {
   allowUnauthenticated: boolean
   /** ID node slot pinned by hand (--node-slot), 0-1023. */
   nodeSlot?: number
+  /** How this config was built (for SIGHUP reloads of --config). */
+  sources?: ConfigSources
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */
@@ -157,4 +161,116 @@ export function buildConfig (f: StartFlags): Config {
   }
   checkExposure(config)
   return config
+}
+
+// ---- --config FILE (YAML or JSON) and its reload on SIGHUP ----
+
+/** Keys of a config file: the long names of `countd start`'s flags. */
+const FILE_KEYS: Readonly<Record<string, keyof StartFlags>> = {
+  'data-dir': 'dataDir',
+  http: 'http',
+  listen: 'listen',
+  peers: 'peers',
+  'log-level': 'logLevel',
+  'consistent-timeout': 'consistentTimeout',
+  'gossip-batch-ms': 'gossipBatchMs',
+  'sync-interval-ms': 'syncIntervalMs',
+  'idempotency-window': 'idempotencyWindow',
+  'swarm-key': 'swarmKey',
+  'api-token': 'apiToken',
+  resp: 'resp',
+  grpc: 'grpc',
+  'allow-unauthenticated': 'allowUnauthenticated',
+  'node-slot': 'nodeSlot'
+}
+const LIST_KEYS = new Set(['listen', 'peers'])
+
+/** Where a config came from, kept so SIGHUP can rebuild it the same way. */
+export interface ConfigSources {
+  /** The --config file, if any. */
+  file?: string
+  /** Values given as flags or environment variables: they win over the file. */
+  explicit: Partial<StartFlags>
+  /** Built-in defaults: the file wins over them. */
+  defaults: StartFlags
+}
+
+/** Read a YAML or JSON config file into flag values; UsageError for anything wrong, naming the key. */
+export function readConfigFile (file: string): Partial<StartFlags> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err: any) {
+    throw new UsageError(`--config: cannot read ${file}: ${String(err.code ?? err.message)}`)
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (err: any) {
+    throw new UsageError(`--config ${file}: not YAML or JSON: ${String(err.message).split('\n')[0]}`)
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`--config ${file}: must be a mapping of flag names to values`)
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const flag = FILE_KEYS[key]
+    if (flag === undefined) throw new UsageError(`--config ${file}: unknown key "${key}" (keys are the long flag names: ${Object.keys(FILE_KEYS).join(', ')})`)
+    if (LIST_KEYS.has(key) && Array.isArray(value) && value.every(v => typeof v === 'string')) {
+      out[flag] = value
+    } else if (key === 'allow-unauthenticated' && typeof value === 'boolean') {
+      out[flag] = value
+    } else if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) {
+      out[flag] = String(value)
+    } else {
+      throw new UsageError(`--config ${file}: "${key}" must be ${LIST_KEYS.has(key) ? 'a string or a list of strings' : 'a string or a number'}`)
+    }
+  }
+  return out as Partial<StartFlags>
+}
+
+/** Defaults, then the file, then flags and environment; validated. */
+export function loadConfig (sources: ConfigSources): Config {
+  const fromFile = sources.file !== undefined ? readConfigFile(sources.file) : {}
+  const config = buildConfig({ ...sources.defaults, ...fromFile, ...sources.explicit })
+  return { ...config, sources }
+}
+
+/** Settings that only take effect at start; SIGHUP logs a change to them and leaves them. */
+const RESTART_KEYS: ReadonlyArray<[string, (c: Config) => unknown]> = [
+  ['data-dir', c => c.dataDir],
+  ['http', c => `${c.httpHost}:${c.httpPort}`],
+  ['listen', c => c.listen.join(',')],
+  ['resp', c => c.resp === undefined ? '' : `${c.resp.host}:${c.resp.port}`],
+  ['grpc', c => c.grpc === undefined ? '' : `${c.grpc.host}:${c.grpc.port}`],
+  ['swarm-key', c => c.swarmKeyFile ?? ''],
+  ['gossip-batch-ms', c => c.gossipBatchMs],
+  ['sync-interval-ms', c => c.syncIntervalMs],
+  ['node-slot', c => c.nodeSlot ?? '']
+]
+
+/**
+ * Re-read the config file (SIGHUP). Returns the config to run with now:
+ * live settings (log level, API token, peers, consistent timeout,
+ * idempotency window) from the file, the rest as running, and the keys that
+ * changed but need a restart. Throws UsageError for a bad file: the caller
+ * logs it and keeps the running config.
+ */
+export function reloadConfig (file: string, current: Config): { config: Config, needsRestart: string[] } {
+  if (current.sources === undefined) throw new UsageError('this node was not started with --config')
+  const sources: ConfigSources = { ...current.sources, file }
+  const next = loadConfig(sources)
+  const needsRestart = RESTART_KEYS.filter(([, get]) => get(next) !== get(current)).map(([key]) => key)
+  return {
+    config: {
+      ...current,
+      sources,
+      logLevel: next.logLevel,
+      apiToken: next.apiToken,
+      peers: next.peers,
+      consistentTimeoutSec: next.consistentTimeoutSec,
+      idempotencyWindowSec: next.idempotencyWindowSec,
+      allowUnauthenticated: next.allowUnauthenticated
+    },
+    needsRestart
+  }
 }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { isLoopbackHost, type Config } from './config.js'
+import { isLoopbackHost, reloadConfig, type Config } from './config.js'
 import { Store } from './store/store.js'
 import { Replica } from './replica.js'
 import { ReplicaService } from './service.js'
@@ -92,6 +92,7 @@ export class Daemon {
       if (cfg.apiToken === undefined && !isLoopbackHost(cfg.httpHost)) {
         log.warn({ http: `${cfg.httpHost}:${cfg.httpPort}` }, 'HTTP API is reachable beyond this machine without --api-token: anyone who reaches it can write')
       }
+      if (cfg.sources?.file !== undefined) reloadOnSighup(cfg, log, { settings: apiSettings, replica, network })
       // Give the first sync a moment, so a node that is ready also accepts writes.
       if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
       const daemon = new Daemon(replica, store, network, server, log)
@@ -186,6 +187,39 @@ function clusterView (network: Network): ClusterView {
     checkAddrs: actors => { for (const a of actors) parsePeerAddr(a) },
     connect: async actors => await network.connect(actors.map(parsePeerAddr)),
   }
+}
+
+/**
+ * SIGHUP re-reads --config (SPEC §5): log level, API token, consistent
+ * timeout, idempotency window and new peers apply at once; a changed key
+ * that needs a restart is logged and left; a bad file is logged and ignored.
+ */
+function reloadOnSighup (started: Config, log: Logger, live: { settings: ApiSettings, replica: Replica, network: Network }): void {
+  let current = started
+  process.on('SIGHUP', () => {
+    const file = current.sources?.file
+    if (file === undefined) return
+    let reloaded: ReturnType<typeof reloadConfig>
+    try {
+      reloaded = reloadConfig(file, current)
+    } catch (err: any) {
+      log.error({ file, err: err.message }, 'config not reloaded (bad file): the running config stays')
+      return
+    }
+    const { config, needsRestart } = reloaded
+    log.level = config.logLevel
+    live.settings.apiToken = config.apiToken
+    live.settings.consistentTimeoutSec = config.consistentTimeoutSec
+    live.replica.idempotencyWindowMs = config.idempotencyWindowSec * 1000
+    const newPeers = config.peers.filter(p => !current.peers.includes(p))
+    if (newPeers.length > 0) {
+      live.replica.gate.clusterExpected = true
+      live.network.connect(newPeers.map(parsePeerAddr)).catch((err: Error) => { log.warn({ peers: newPeers, err: err.message }, 'could not dial new peers') })
+    }
+    if (needsRestart.length > 0) log.warn({ file, keys: needsRestart }, 'config changed in keys that take effect only at restart: left as they are')
+    log.info({ file, logLevel: config.logLevel, apiToken: config.apiToken !== undefined, peersAdded: newPeers }, 'config reloaded')
+    current = config
+  })
 }
 
 /**

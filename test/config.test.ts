@@ -1,6 +1,9 @@
 import { strict as assert } from 'node:assert'
 import { resolve } from 'node:path'
-import { buildConfig, parseHostPort, splitList, UsageError, type StartFlags } from '../src/config.js'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildConfig, loadConfig, readConfigFile, reloadConfig, parseHostPort, splitList, UsageError, type StartFlags } from '../src/config.js'
 
 function flags (over: Partial<StartFlags> = {}): StartFlags {
   return {
@@ -117,6 +120,67 @@ describe('config', () => {
       assert.equal(buildConfig(flags()).resp, undefined)
       for (const nodeSlot of ['1024', '-1', 'x', '1.5']) assert.throws(() => buildConfig(flags({ nodeSlot })), /--node-slot/)
       assert.throws(() => buildConfig(flags({ resp: 'nope' })), /--resp/)
+    })
+  })
+
+  describe('--config FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countd-config-'))
+    after(() => { rmSync(dir, { recursive: true, force: true }) })
+    let n = 0
+    const file = (text: string): string => {
+      const f = join(dir, `c${n++}.yaml`)
+      writeFileSync(f, text)
+      return f
+    }
+
+    it('reads YAML and JSON with the flags\' long names; peers as a string or a list', () => {
+      assert.deepEqual(readConfigFile(file('data-dir: /tmp/x\npeers: [a:1, b:2]\nlog-level: debug\nconsistent-timeout: 2\n')), { dataDir: '/tmp/x', peers: ['a:1', 'b:2'], logLevel: 'debug', consistentTimeout: '2' })
+      assert.deepEqual(readConfigFile(file('{"peers": "a:1,b:2", "allow-unauthenticated": true}')), { peers: 'a:1,b:2', allowUnauthenticated: true })
+      assert.deepEqual(readConfigFile(file('')), {})
+    })
+
+    it('flags and env win over the file, the file over defaults', () => {
+      const f = file('log-level: debug\nconsistent-timeout: 7\nhttp: 127.0.0.1:9999\n')
+      const c = loadConfig({ file: f, explicit: { logLevel: 'warn' }, defaults: flags() })
+      assert.equal(c.logLevel, 'warn')
+      assert.equal(c.consistentTimeoutSec, 7)
+      assert.equal(c.httpPort, 9999)
+    })
+
+    for (const [text, pattern] of [
+      ['nope: 1\n', /unknown key "nope"/],
+      ['peers: {a: 1}\n', /"peers"/],
+      ['- a\n- b\n', /mapping/],
+      ['a: [\n', /not YAML or JSON/],
+      ['log-level: loud\n', /--log-level/],
+      ['http: 0.0.0.0:1\n', /--allow-unauthenticated/]
+    ] as Array<[string, RegExp]>) {
+      it(`rejects ${JSON.stringify(text)} with a UsageError`, () => {
+        assert.throws(() => loadConfig({ file: file(text), explicit: {}, defaults: flags() }), (err: unknown) => {
+          assert.ok(err instanceof UsageError, String(err))
+          assert.match(err.message, pattern)
+          return true
+        })
+      })
+    }
+
+    it('a missing file is a UsageError naming it', () => {
+      assert.throws(() => readConfigFile(join(dir, 'absent.yaml')), /absent\.yaml/)
+    })
+
+    it('reloadConfig applies live keys and reports the ones that need a restart', () => {
+      const f = file('log-level: info\napi-token: first-token-0123456789\n')
+      const running = loadConfig({ file: f, explicit: {}, defaults: flags() })
+      writeFileSync(f, 'log-level: debug\napi-token: second-token-0123456789\npeers: [10.0.0.9]\ndata-dir: /elsewhere\nhttp: 127.0.0.1:1234\n')
+      const { config, needsRestart } = reloadConfig(f, running)
+      assert.equal(config.logLevel, 'debug')
+      assert.equal(config.apiToken, 'second-token-0123456789')
+      assert.deepEqual(config.peers, ['10.0.0.9'])
+      assert.deepEqual(needsRestart, ['data-dir', 'http'])
+      assert.equal(config.dataDir, running.dataDir, 'left as running')
+      assert.equal(config.httpPort, running.httpPort)
+      writeFileSync(f, 'log-level: [\n')
+      assert.throws(() => reloadConfig(f, config), UsageError)
     })
   })
 

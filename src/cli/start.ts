@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { buildConfig, type StartFlags } from '../config.js'
+import { loadConfig, type StartFlags } from '../config.js'
 import { createLogger } from '../log.js'
 import { exitWith } from './errors.js'
 
@@ -21,9 +21,19 @@ export function startCommand (): Command {
     .addOption(new Option('--node-slot <n>', 'pin this node\'s ID slot (0-1023)').env('COUNTD_NODE_SLOT'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
-    .action(async (flags: StartFlags) => {
+    .addOption(new Option('--config <file>', 'YAML or JSON file of these flags by long name; flags and env win; SIGHUP re-reads it').env('COUNTD_CONFIG'))
+    .action(async (flags: StartFlags & { config?: string }, cmd: Command) => {
       try {
-        const cfg = buildConfig(flags)
+        // Flags and environment win over the file; the file wins over defaults.
+        const explicit: Record<string, unknown> = {}
+        const defaults: Record<string, unknown> = {}
+        for (const [key, value] of Object.entries(flags)) {
+          if (key === 'config') continue
+          const source = cmd.getOptionValueSource(key)
+          if (source === 'cli' || source === 'env') explicit[key] = value
+          else defaults[key] = value
+        }
+        const cfg = loadConfig({ file: flags.config, explicit, defaults: defaults as unknown as StartFlags })
         const log = createLogger(cfg.logLevel)
         // Loaded here so client commands start without libp2p and LevelDB.
         const { Daemon, stopOnSignals } = await import('../daemon.js')
