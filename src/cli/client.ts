@@ -1,10 +1,19 @@
-// The CLI's HTTP client for a running countd.
+// The CLI's one HTTP client for a running countd: every client command
+// (inc, get, status, members, forget, items, id) goes through callApi.
 import { CliError } from './errors.js'
 import type { ApiTarget } from './options.js'
 
 export interface ApiReply { status: number, text: string }
 
-export async function callApi ({ api, apiToken }: ApiTarget, method: string, path: string, body?: string, timeoutMs = 30000): Promise<ApiReply> {
+export interface CallOptions {
+  body?: string
+  /** Content-Type of the body (default text/plain). */
+  contentType?: string
+  timeoutMs?: number
+}
+
+export async function callApi ({ api, apiToken }: ApiTarget, method: string, path: string, bodyOrOptions?: string | CallOptions, timeoutMs = 30000): Promise<ApiReply> {
+  const o: CallOptions = typeof bodyOrOptions === 'object' ? bodyOrOptions : { body: bodyOrOptions, timeoutMs }
   let url: URL
   try {
     url = new URL(path, api.endsWith('/') ? api : `${api}/`)
@@ -12,10 +21,15 @@ export async function callApi ({ api, apiToken }: ApiTarget, method: string, pat
     throw new CliError(`--api must be a URL like http://127.0.0.1:7777, got "${api}"`, 2)
   }
   try {
-    const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs), headers: {
-      ...(body !== undefined ? { 'Content-Type': 'text/plain' } : {}),
-      ...(apiToken !== undefined ? { Authorization: `Bearer ${apiToken}` } : {})
-    } })
+    const res = await fetch(url, {
+      method,
+      body: o.body,
+      signal: AbortSignal.timeout(o.timeoutMs ?? 30000),
+      headers: {
+        ...(o.body !== undefined ? { 'Content-Type': o.contentType ?? 'text/plain' } : {}),
+        ...(apiToken !== undefined ? { Authorization: `Bearer ${apiToken}` } : {})
+      }
+    })
     return { status: res.status, text: await res.text() }
   } catch (err: any) {
     const why = err?.cause?.code ?? err?.cause?.message ?? err?.message
@@ -36,4 +50,18 @@ export function errorOf (reply: ApiReply): string {
 export function expectOk (reply: ApiReply): ApiReply {
   if (reply.status >= 200 && reply.status < 300) return reply
   throw new CliError(errorOf(reply), reply.status >= 400 && reply.status < 500 ? 2 : 1)
+}
+
+/** A consistent read that could not be: the error with the best guess and who was unreachable. */
+export function unreachableError (reply: ApiReply): CliError {
+  try {
+    const body = JSON.parse(reply.text) as { error: string, bestGuess?: unknown, unreachable?: string[] }
+    if (body.bestGuess !== undefined) return new CliError(`${body.error} (best guess ${String(body.bestGuess)}; unreachable: ${(body.unreachable ?? []).join(', ')})`)
+  } catch {}
+  return new CliError(errorOf(reply))
+}
+
+/** Seconds in (0, 300] for --timeout, else exit 2. */
+export function checkTimeout (timeout: string | undefined): void {
+  if (timeout !== undefined && !(/^[0-9]+(\.[0-9]+)?$/.test(timeout) && Number(timeout) > 0 && Number(timeout) <= 300)) throw new CliError('--timeout must be seconds in (0, 300]', 2)
 }

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { callApi, errorOf, expectOk } from './client.js'
+import { callApi, expectOk, unreachableError, checkTimeout } from './client.js'
 import { withApiOptions, type ApiTarget } from './options.js'
 import { CliError, exitWith } from './errors.js'
 import { isValidName } from '../validate.js'
@@ -13,15 +13,12 @@ export function getCommand (): Command {
     .action(async (name: string, o: { consistent?: boolean, timeout?: string, api: string } & ApiTarget) => {
       try {
         if (!isValidName(name)) throw new CliError('counter name must be 1-200 characters of A-Z a-z 0-9 . _ ~ -', 2)
-        if (o.timeout !== undefined && !(Number(o.timeout) > 0 && Number(o.timeout) <= 300)) throw new CliError('--timeout must be seconds in (0, 300]', 2)
+        checkTimeout(o.timeout)
         const path = o.consistent === true
           ? `counter/${name}/consistent_value${o.timeout !== undefined ? `?timeout=${o.timeout}` : ''}`
           : `counter/${name}/value`
         const reply = await callApi(o, 'GET', path, undefined, (Number(o.timeout ?? 5) + 30) * 1000)
-        if (reply.status === 503) {
-          const body = JSON.parse(reply.text)
-          throw new CliError(`${errorOf(reply)} (best guess ${String(body.bestGuess)}; unreachable: ${(body.unreachable as string[]).join(', ')})`)
-        }
+        if (reply.status === 503) throw unreachableError(reply)
         process.stdout.write(`${expectOk(reply).text}\n`)
       } catch (err) {
         exitWith(err)

@@ -9,6 +9,8 @@ import { statusCommand } from './status.js'
 import { demoCommand } from './demo.js'
 import { membersCommand, forgetCommand } from './members.js'
 import { keygenCommand } from './keygen.js'
+import { itemsCommand } from './items.js'
+import { idCommand } from './id.js'
 import { exitWith } from './errors.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -18,8 +20,9 @@ const program = new Command('countd')
   .version(pkg.version, '-V, --version')
   .showSuggestionAfterError(true)
   .exitOverride()
-for (const cmd of [startCommand(), incCommand(), getCommand(), statusCommand(), membersCommand(), forgetCommand(), keygenCommand(), demoCommand()]) {
+for (const cmd of [startCommand(), incCommand(), getCommand(), statusCommand(), membersCommand(), forgetCommand(), keygenCommand(), demoCommand(), itemsCommand(), idCommand()]) {
   program.addCommand(cmd.exitOverride())
+  for (const sub of cmd.commands) sub.exitOverride()
 }
 
 try {

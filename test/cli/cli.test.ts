@@ -8,10 +8,11 @@ import { Cluster, CountdNode, countdBin, portBlock } from '../../scripts/cluster
 
 interface Run { code: number | null, stdout: string, stderr: string, ms: number }
 
-async function countd (args: string[], env: Record<string, string> = {}, timeoutMs = 20000): Promise<Run> {
+async function countd (args: string[], env: Record<string, string> = {}, timeoutMs = 20000, stdin?: string): Promise<Run> {
   const started = Date.now()
   return await new Promise(resolve => {
     const p = spawn(process.execPath, [countdBin, ...args], { env: { ...process.env, ...env } })
+    p.stdin.end(stdin)
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', d => { stdout += d })
@@ -94,6 +95,34 @@ describe('countd CLI', function () {
       await node.kill()
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('items add (arguments or stdin) prints totals; items count prints the count', async () => {
+    assert.deepEqual(await countd(['items', 'add', 'cli-t', 'a', 'b', 'a', '--api', api]).then(r => [r.code, r.stdout, r.stderr]), [0, 'accepted 3, added 2\n', ''])
+    const many = Array.from({ length: 25000 }, (_, i) => `id-${i % 20000}`).join('\n') + '\n'
+    const piped = await countd(['items', 'add', 'cli-t', '--api', api], {}, 60000, many)
+    assert.deepEqual([piped.code, piped.stdout], [0, 'accepted 25000, added 20000\n'], piped.stderr)
+    assert.deepEqual(await countd(['items', 'count', 'cli-t', '--api', api]).then(r => [r.code, r.stdout]), [0, '20002\n'])
+    assert.deepEqual(await countd(['items', 'count', 'cli-t', '--consistent', '--timeout', '5', '--api', api]).then(r => [r.code, r.stdout]), [0, '20002\n'])
+    assert.deepEqual(await countd(['items', 'count', 'never-seen', '--api', api]).then(r => [r.code, r.stdout]), [0, '0\n'])
+  })
+
+  it('items and id usage errors exit 2 with one line and send nothing', async () => {
+    for (const [args, stdin] of [
+      [['items', 'add', 'bad tenant', 'x', '--api', api]],
+      [['items', 'add', 'cli-u', 'ok', '', '--api', api]],
+      [['items', 'add', 'cli-u', '--api', api], 'ok\nbad\u0001id\n'],
+      [['items', 'add', 'cli-u', '--api', api], ''],
+      [['items', 'count', 'bad tenant', '--api', api]],
+      [['items', 'count', 'cli-u', '--timeout', '0', '--api', api]],
+      [['id', '-n', '0', '--api', api]],
+      [['id', '-n', 'x', '--api', api]]
+    ] as Array<[string[], string | undefined]>) {
+      const r = await countd(args, {}, 20000, stdin)
+      assert.equal(r.code, 2, `${args.join(' ')} -> ${r.code} ${r.stderr}`)
+      oneLine(r)
+    }
+    assert.equal((await countd(['items', 'count', 'cli-u', '--api', api])).stdout, '0\n', 'nothing was added')
   })
 
   it('--version prints the package version', async () => {
