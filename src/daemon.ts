@@ -43,7 +43,9 @@ export class Daemon {
       const key = await loadIdentity(store)
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
       replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
-      await replica.load()
+      const loadStarted = performance.now()
+      const loadedFrom = await replica.load()
+      log.info({ from: loadedFrom, ms: Math.round(performance.now() - loadStarted), entries: replica.entryCount }, 'replica loaded')
       replica.gate.clusterExpected = cfg.peers.length > 0
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
@@ -122,6 +124,15 @@ export class Daemon {
     await Promise.race([closed, sleep(1500)])
     this.server.closeAllConnections()
     await Promise.race([this.network.stop(), sleep(1500)]).catch(() => {})
+    // A snapshot of the in-memory state makes the next start fast; without
+    // one (a crash, a failing disk) the next start replays every entry.
+    try {
+      const started = performance.now()
+      await this.store.saveSnapshot(this.replica.snapshot())
+      this.log.info({ ms: Math.round(performance.now() - started) }, 'snapshot written')
+    } catch (err: any) {
+      this.log.warn({ err: err.message }, 'could not write the snapshot; the next start rebuilds from the entries')
+    }
     await this.store.close()
     this.log.info('stopped')
   }
