@@ -45,5 +45,7 @@ export const metrics = {
   syncBytes: new Counter({ name: 'countd_sync_bytes_total', help: 'Bytes of anti-entropy frames by direction', labelNames: ['direction'] as const, registers: [registry] }),
   peers: new Gauge({ name: 'countd_connected_peers', help: 'Connected libp2p peers', registers: [registry] }),
   members: new Gauge({ name: 'countd_members', help: 'Known members (replica ids), including retired', registers: [registry] }),
-  counters: new Gauge({ name: 'countd_counters', help: 'Distinct counter names held', registers: [registry] })
+  counters: new Gauge({ name: 'countd_counters', help: 'Distinct counter names held', registers: [registry] }),
+  protocolCommands: new Counter({ name: 'countd_protocol_commands_total', help: 'Redis-protocol and gRPC commands by protocol, command and outcome (ok or an error code)', labelNames: ['protocol', 'command', 'outcome'] as const, registers: [registry] }),
+  protocolLatency: new Histogram({ name: 'countd_protocol_command_duration_seconds', help: 'Redis-protocol and gRPC command latency (receipt to reply ready) by protocol', labelNames: ['protocol'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] })
 }
