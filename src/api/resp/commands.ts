@@ -21,8 +21,6 @@ export interface Session {
   readonly id: number
   authenticated: boolean
   name: string | null
-  /** Set by QUIT: close once the replies before it (and its +OK) are written. */
-  quitting: boolean
 }
 
 export interface CommandContext {
@@ -40,6 +38,8 @@ interface Command {
   arity: number
   /** Allowed before AUTH (Redis' no-auth commands). */
   noAuth?: boolean
+  /** Reads local state: waits for this connection's earlier writes. */
+  read?: boolean
   run: (args: Buffer[], session: Session, ctx: CommandContext) => Reply | Promise<Reply>
 }
 
@@ -89,7 +89,7 @@ export const commands: Record<string, Command> = {
     }
   },
   echo: { arity: 2, run: args => bulkBytes(args[1]) },
-  quit: { arity: -1, noAuth: true, run: (_args, session) => { session.quitting = true; return OK } },
+  quit: { arity: -1, noAuth: true, run: () => OK },
   select: {
     arity: 2,
     run: args => {
@@ -172,10 +172,12 @@ export const commands: Record<string, Command> = {
   },
   get: {
     arity: 2,
+    read: true,
     run: (args, _session, ctx) => counterReply(ctx.service.value(checkName(str(args[1]))))
   },
   mget: {
     arity: -2,
+    read: true,
     run: (args, _session, ctx) => {
       if (args.length - 1 > MAX_ITEMS) throw new BadInputError(`at most ${MAX_ITEMS} names per MGET`)
       const names = args.slice(1).map(a => checkName(str(a)))
@@ -193,10 +195,12 @@ export const commands: Record<string, Command> = {
   },
   scard: {
     arity: 2,
+    read: true,
     run: (args, _session, ctx) => integer(ctx.service.itemCount(checkName(str(args[1]), 'tenant')))
   },
   sismember: {
     arity: 3,
+    read: true,
     run: async (args, _session, ctx) => {
       const tenant = checkName(str(args[1]), 'tenant')
       // An id that breaks the rule can never have been added.
@@ -209,6 +213,7 @@ export const commands: Record<string, Command> = {
   'countd.consistent': {
     // COUNTD.CONSISTENT name [timeout-seconds]
     arity: -2,
+    read: true,
     run: async (args, _session, ctx) => {
       if (args.length > 3) throw err("wrong number of arguments for 'countd.consistent' command")
       const name = checkName(str(args[1]))

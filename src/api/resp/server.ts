@@ -54,12 +54,17 @@ class Connection {
   private inputSinceFrame = 0
   /** Bytes of an unfinished inline command (telnet-style `PING\r\n`). */
   private inline: Buffer | null = null
+  private inlineAfterFrame: Buffer | null = null
   /** No more commands are read (QUIT, protocol error, shutdown); end once replies are out. */
   private closing = false
   private paused = false
+  /** Settles once every reply so far is known (what a read waits for). */
+  private settled: Promise<void> = Promise.resolve()
+  /** Settles once every command so far has started; null when none waits. */
+  private gate: Promise<void> | null = null
 
   constructor (private readonly socket: Socket, private readonly ctx: CommandContext, private readonly meter: Meter, private readonly log: Logger) {
-    this.session = { id: nextClientId++, authenticated: ctx.checkToken === undefined, name: null, quitting: false }
+    this.session = { id: nextClientId++, authenticated: ctx.checkToken === undefined, name: null }
     this.parser = new RedisParser({
       returnBuffers: true,
       returnReply: (frame: unknown) => { this.onFrame(frame) },
@@ -86,7 +91,7 @@ class Connection {
       if (this.inline !== null || (this.parserIdle() && chunk[0] !== 0x2a)) {
         this.readInline(this.inline === null ? chunk : Buffer.concat([this.inline, chunk]))
       } else {
-        this.parser.execute(chunk)
+        this.executeFrames(chunk)
       }
     } catch (e: any) {
       // redis-parser throws on absurd lengths (e.g. an array of 2^31 elements).
@@ -100,7 +105,22 @@ class Connection {
   }
 
   private parserIdle (): boolean {
-    return (this.parser as unknown as { buffer: Buffer | null }).buffer === null
+    return this.parserState().buffer === null
+  }
+
+  /** redis-parser's read position (internal fields, stable in 3.0.0, which package.json pins by caret). */
+  private parserState (): { buffer: Buffer | null, offset: number } {
+    return this.parser as unknown as { buffer: Buffer | null, offset: number }
+  }
+
+  /** Feed frames; an inline line right after a frame (redis-cli --pipe sends one) is split off. */
+  private executeFrames (data: Buffer): void {
+    this.parser.execute(data)
+    const rest = this.inlineAfterFrame
+    if (rest !== null) {
+      this.inlineAfterFrame = null
+      this.readInline(Buffer.from(rest))
+    }
   }
 
   private readInline (buf: Buffer): void {
@@ -117,7 +137,7 @@ class Connection {
     this.inline = null
     if (rest.length === 0 || this.closing) return
     if (rest[0] === 0x2a) {
-      this.parser.execute(rest)
+      this.executeFrames(rest)
     } else if (rest.length > MAX_INLINE_BYTES) {
       this.protocolError('too big inline request')
     } else {
@@ -127,6 +147,12 @@ class Connection {
 
   private onFrame (frame: unknown): void {
     if (this.closing) return
+    const p = this.parserState()
+    if (p.buffer !== null && p.offset < p.buffer.length && p.buffer[p.offset] !== 0x2a) {
+      // Not a frame next: stop the parser here and read the rest as inline.
+      this.inlineAfterFrame = p.buffer.subarray(p.offset)
+      p.offset = p.buffer.length
+    }
     this.inputSinceFrame = 0
     if (!Array.isArray(frame) || !frame.every(a => Buffer.isBuffer(a))) {
       this.protocolError('expected an array of bulk strings')
@@ -141,30 +167,45 @@ class Connection {
     const name = args[0].toString('latin1').toLowerCase()
     const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined
     const label = cmd === undefined ? 'unknown' : name
-    let result: Reply | Promise<Reply>
-    try {
+    const execute = (): Reply | Promise<Reply> => {
       if (cmd === undefined) throw refusal(name, args)
       if (!this.session.authenticated && cmd.noAuth !== true) throw new RespError('NOAUTH', 'Authentication required.', 'auth')
       if (cmd.arity > 0 ? args.length !== cmd.arity : args.length < -cmd.arity) throw err(`wrong number of arguments for '${name}' command`)
-      result = cmd.run(args, this.session, this.ctx)
-    } catch (e) {
-      this.push(this.failed(e, label, start))
-      return
+      return cmd.run(args, this.session, this.ctx)
+    }
+    if (name === 'quit') this.closing = true // read no further; +OK goes out in order
+    // A read must see the writes before it on this connection (as in Redis),
+    // so it waits for them; once one command waits, all later ones wait
+    // their turn too, so none sees a write sent after it.
+    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? this.settled : this.gate
+    let result: Reply | Promise<Reply>
+    if (waitFor !== null) {
+      const started = waitFor.then(execute)
+      this.gate = started.then(() => {}, () => {})
+      result = started
+    } else {
+      try {
+        result = execute()
+      } catch (e) {
+        this.push(this.failed(e, label, start))
+        return
+      }
     }
     if (result instanceof Promise) {
       const slot: Slot = { reply: undefined }
       this.slots.push(slot)
-      result.then(reply => {
+      const done = result.then(reply => {
         this.meter.done(label, 'ok', start)
         slot.reply = reply
       }, e => {
         slot.reply = this.failed(e, label, start)
-      }).finally(() => { this.scheduleFlush() })
+      })
+      this.settled = Promise.all([this.settled, done]).then(() => {})
+      void done.finally(() => { this.scheduleFlush() })
     } else {
       this.meter.done(label, 'ok', start)
       this.push(result)
     }
-    if (this.session.quitting) this.closing = true
   }
 
   private failed (e: unknown, label: string, start: number): string {
@@ -218,6 +259,8 @@ class Connection {
     if (this.head === this.slots.length) {
       this.slots.length = 0
       this.head = 0
+      this.gate = null
+      this.settled = Promise.resolve()
     }
     if (this.out !== '') {
       this.write(this.out)
