@@ -151,7 +151,7 @@ describe('Redis protocol (RESP2)', function () {
     assert.equal(await redis.scard('io-tenant'), 3)
     assert.equal(await redis.ping(), 'PONG')
     const text = await renderMetrics()
-    assert.match(text, /^countd_protocol_commands_total\{protocol="resp",command="decr",outcome="unsupported"\} [1-9]/m)
+    assert.match(text, /^countd_protocol_commands_total\{protocol="resp",command="unknown",outcome="unsupported"\} [1-9]/m)
     assert.match(text, /^countd_protocol_commands_total\{protocol="resp",command="incr",outcome="ok"\} [1-9]/m)
     assert.match(text, /^countd_protocol_command_duration_seconds_count\{protocol="resp"\} [1-9]/m)
   })
