@@ -24,6 +24,8 @@ export interface Config {
   swarmKeyFile?: string
   /** Bearer token required on every HTTP route but /health, if set. */
   apiToken?: string
+  /** --node-slot: the ID node slot to claim (0-1023); else a free one is chosen. */
+  nodeSlot?: number
 }
 
 /** Raw option values as commander hands them over (flag, env or default). */

@@ -9,6 +9,8 @@ import { isLoopbackHost, type Config } from './config.js'
 import { Store } from './store/store.js'
 import { Replica } from './replica.js'
 import { ReplicaService } from './service.js'
+import { IdAgent } from './ids/agent.js'
+import { systemClock } from './ids/clock.js'
 import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
 import { parsePeerAddr } from './addr.js'
@@ -33,6 +35,7 @@ export class Daemon {
     private readonly store: Store,
     private readonly network: Network,
     private readonly server: Server,
+    private readonly ids: IdAgent,
     private readonly log: Logger
   ) {}
 
@@ -65,7 +68,8 @@ export class Daemon {
         if (failure !== undefined) log.error({ err: failure.message }, 'writes are failing: answering them 507/503 and serving reads until the disk recovers')
         else log.info('writes work again')
       }
-      const service = new ReplicaService(replica, network)
+      const ids = new IdAgent(replica, { pinnedSlot: cfg.nodeSlot, clock: systemClock(), log })
+      const service = new ReplicaService(replica, network, ids)
       const server = createApi({
         service,
         replica,
@@ -90,7 +94,8 @@ export class Daemon {
       }
       // Give the first sync a moment, so a node that is ready also accepts writes.
       if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
-      const daemon = new Daemon(replica, store, network, server, log)
+      await ids.start()
+      const daemon = new Daemon(replica, store, network, server, ids, log)
       daemon.sweeper = setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
       }, IDEMPOTENCY_SWEEP_MS).unref()
@@ -118,6 +123,7 @@ export class Daemon {
   private async doStop (): Promise<void> {
     this.log.info('stopping')
     clearInterval(this.sweeper)
+    this.ids.stop()
     const closed = new Promise<void>(resolve => this.server.close(() => { resolve() }))
     this.server.closeIdleConnections()
     // Requests in flight finish (their increments are already queued for commit).
