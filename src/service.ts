@@ -68,7 +68,7 @@ export interface IdSource { next: (count: number) => Promise<bigint[]> }
 export const MAX_IDS = 10000
 
 export class ReplicaService implements CountdService {
-  constructor (private readonly replica: Replica, private readonly cluster: ClusterReads, private readonly ids: IdSource) {}
+  constructor (protected readonly replica: Replica, private readonly cluster: ClusterReads, private readonly ids: IdSource) {}
 
   get id (): string { return this.replica.id }
 

@@ -159,7 +159,7 @@ describe('Redis protocol (RESP2)', function () {
   it('COUNTD.CONSISTENT is an error reply when it cannot be consistent', async () => {
     service.unreachable = 'peer-b'
     try {
-      await assert.rejects(redis.call('COUNTD.CONSISTENT', 'io.hits', '0.2'), /^ReplyError: ERR could not read every member.*unreachable: peer-b/)
+      await assert.rejects(redis.call('COUNTD.CONSISTENT', 'io.hits', '0.2'), /^ReplyError: ERR could not reach 1 member.*unreachable: peer-b/)
       assert.equal(await redis.get('io.hits'), '9007199254740992') // local reads still work
     } finally {
       service.unreachable = undefined
