@@ -32,7 +32,7 @@ export interface Config {
   grpc?: { host: string, port: number }
   /** Listeners beyond loopback without a token were asked for on purpose. */
   allowUnauthenticated: boolean
-  /** ID node slot pinned by hand (--node-slot), 0-1023. */
+  /** --node-slot: the ID node slot to claim (0-1023); else a free one is chosen. */
   nodeSlot?: number
   /** How this config was built (for SIGHUP reloads of --config). */
   sources?: ConfigSources

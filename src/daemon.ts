@@ -9,6 +9,8 @@ import { isLoopbackHost, reloadConfig, type Config } from './config.js'
 import { Store } from './store/store.js'
 import { Replica } from './replica.js'
 import { ReplicaService } from './service.js'
+import { IdAgent } from './ids/agent.js'
+import { systemClock } from './ids/clock.js'
 import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
 import { parsePeerAddr } from './addr.js'
@@ -34,6 +36,7 @@ export class Daemon {
     private readonly store: Store,
     private readonly network: Network,
     private readonly server: Server,
+    private readonly ids: IdAgent,
     private readonly log: Logger
   ) {}
 
@@ -44,11 +47,10 @@ export class Daemon {
       const key = await loadIdentity(store)
       const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
       replica.idempotencyWindowMs = cfg.idempotencyWindowSec * 1000
+      const loadStarted = performance.now()
+      const loadedFrom = await replica.load()
       const names = listingIndexes(replica)
-      await replica.load()
-      // One sort of every loaded name now, not on the first GET /counters.
-      names.counterNames.flush()
-      names.tenantNames.flush()
+      log.info({ from: loadedFrom, ms: Math.round(performance.now() - loadStarted), entries: replica.entryCount }, 'replica loaded')
       replica.gate.clusterExpected = cfg.peers.length > 0
       store.onBatch = (size, ms) => {
         metrics.commitBatchSize.observe(size)
@@ -68,7 +70,8 @@ export class Daemon {
         if (failure !== undefined) log.error({ err: failure.message }, 'writes are failing: answering them 507/503 and serving reads until the disk recovers')
         else log.info('writes work again')
       }
-      const service = new ReplicaService(replica, network)
+      const ids = new IdAgent(replica, { pinnedSlot: cfg.nodeSlot, clock: systemClock(), log })
+      const service = new ReplicaService(replica, network, ids)
       const apiSettings: ApiSettings = { apiToken: cfg.apiToken, consistentTimeoutSec: cfg.consistentTimeoutSec }
       const server = createApi({
         service,
@@ -95,7 +98,8 @@ export class Daemon {
       if (cfg.sources?.file !== undefined) reloadOnSighup(cfg, log, { settings: apiSettings, replica, network })
       // Give the first sync a moment, so a node that is ready also accepts writes.
       if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
-      const daemon = new Daemon(replica, store, network, server, log)
+      await ids.start()
+      const daemon = new Daemon(replica, store, network, server, ids, log)
       daemon.sweeper = setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
       }, IDEMPOTENCY_SWEEP_MS).unref()
@@ -123,12 +127,22 @@ export class Daemon {
   private async doStop (): Promise<void> {
     this.log.info('stopping')
     clearInterval(this.sweeper)
+    this.ids.stop()
     const closed = new Promise<void>(resolve => this.server.close(() => { resolve() }))
     this.server.closeIdleConnections()
     // Requests in flight finish (their increments are already queued for commit).
     await Promise.race([closed, sleep(1500)])
     this.server.closeAllConnections()
     await Promise.race([this.network.stop(), sleep(1500)]).catch(() => {})
+    // A snapshot of the in-memory state makes the next start fast; without
+    // one (a crash, a failing disk) the next start replays every entry.
+    try {
+      const started = performance.now()
+      await this.store.saveSnapshot(this.replica.snapshot())
+      this.log.info({ ms: Math.round(performance.now() - started) }, 'snapshot written')
+    } catch (err: any) {
+      this.log.warn({ err: err.message }, 'could not write the snapshot; the next start rebuilds from the entries')
+    }
     await this.store.close()
     this.log.info('stopped')
   }
@@ -224,12 +238,17 @@ function reloadOnSighup (started: Config, log: Logger, live: { settings: ApiSett
 
 /**
  * Sorted indexes of counter names and tenants for the paged lists (GET
- * /counters, GET /tenants): fed by the datasets' first sight of a key, set
- * up before load() so loading sorts them once.
+ * /counters, GET /tenants). Built after load() (which may swap in the
+ * datasets of a snapshot) from the loaded keys, sorted once, then fed by
+ * the datasets' first sight of each new key.
  */
 function listingIndexes (replica: Replica): { counterNames: SortedNames, tenantNames: SortedNames } {
   const counterNames = new SortedNames()
   const tenantNames = new SortedNames()
+  for (const name of replica.counters.byName.keys()) counterNames.add(name)
+  for (const tenant of replica.items.counts.keys()) tenantNames.add(tenant)
+  counterNames.flush()
+  tenantNames.flush()
   replica.counters.onNewKey = name => { counterNames.add(name) }
   replica.items.onNewKey = tenant => { tenantNames.add(tenant) }
   return { counterNames, tenantNames }

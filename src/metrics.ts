@@ -50,5 +50,11 @@ export const metrics = {
   itemsReceived: new Counter({ name: 'countd_items_received_total', help: 'Items new to this replica received from peers', registers: [registry] }),
   tenants: new Gauge({ name: 'countd_tenants', help: 'Tenants with at least one item', registers: [registry] }),
   items: new Gauge({ name: 'countd_items', help: 'Distinct (tenant, item) pairs held', registers: [registry] }),
-  itemIndexBytes: new Gauge({ name: 'countd_item_index_bytes', help: 'Memory of the exact in-memory item index', registers: [registry] })
+  idsIssued: new Counter({ name: 'countd_ids_issued_total', help: 'IDs issued by this node', registers: [registry] }),
+  idRefusals: new Counter({ name: 'countd_id_refusals_total', help: 'ID requests refused (clock too far back)', registers: [registry] }),
+  idClockWaits: new Gauge({ name: 'countd_id_clock_waits', help: 'Times ID issuing waited for the clock (since start)', registers: [registry] }),
+  idSlot: new Gauge({ name: 'countd_id_slot', help: 'Node slot of this node in IDs (-1: none yet)', registers: [registry] }),
+  itemIndexBytes: new Gauge({ name: 'countd_item_index_bytes', help: 'Memory of the exact in-memory item index', registers: [registry] }),
+  protocolCommands: new Counter({ name: 'countd_protocol_commands_total', help: 'Redis-protocol and gRPC commands by protocol, command and outcome (ok or an error code)', labelNames: ['protocol', 'command', 'outcome'] as const, registers: [registry] }),
+  protocolLatency: new Histogram({ name: 'countd_protocol_command_duration_seconds', help: 'Redis-protocol and gRPC command latency (receipt to reply ready) by protocol', labelNames: ['protocol'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] })
 }

@@ -31,7 +31,7 @@ export interface CountdService {
 
 import type { Replica } from './replica.js'
 import { counterKind } from './crdt/gcounter.js'
-import { CountdError, UnreachableError, NotJoinedError, BadInputError } from './errors.js'
+import { UnreachableError, NotJoinedError, BadInputError } from './errors.js'
 import { isValidItemId, isValidTenant } from './validate.js'
 
 /** Items per POST /items (SADD, AddItems) request. */
@@ -61,8 +61,14 @@ export interface ClusterReads {
   consistentSync: (timeoutMs: number) => Promise<string[]>
 }
 
+/** What IDs need: the node's ID agent (src/ids/agent.ts). */
+export interface IdSource { next: (count: number) => Promise<bigint[]> }
+
+/** IDs per request. */
+export const MAX_IDS = 10000
+
 export class ReplicaService implements CountdService {
-  constructor (private readonly replica: Replica, private readonly cluster: ClusterReads) {}
+  constructor (protected readonly replica: Replica, private readonly cluster: ClusterReads, private readonly ids: IdSource) {}
 
   get id (): string { return this.replica.id }
 
@@ -102,8 +108,9 @@ export class ReplicaService implements CountdService {
     return this.replica.items.has(tenant, id)
   }
 
-  async nextIds (_count: number): Promise<bigint[]> {
-    throw new CountdError('not_implemented', 'ids are not available yet')
+  async nextIds (count: number): Promise<bigint[]> {
+    if (!Number.isSafeInteger(count) || count < 1 || count > MAX_IDS) throw new BadInputError(`count must be a whole number from 1 to ${MAX_IDS}`)
+    return await this.ids.next(count)
   }
 
   /** A node that has not joined cannot know every member: no consistent read yet. */

@@ -4,11 +4,15 @@
 //   POST /counter/:name  body "N"        -> 200 new value
 //   POST /counters       body {"a": N}   -> 200 {"a": value, ...}
 //   GET  /counter/:name/value            -> 200 value
+//   POST /items     body [{id, tenant}]  -> 200 {"accepted", "added"} (a Set of strings per tenant)
+//   GET  /ids/next                       -> 200 an increasing number
 // Usage: node baseline.js PORT  (prints "listening PORT" when ready)
 import { createServer } from 'node:http'
 
 const port = Number(process.argv[2] ?? 31999)
 const counters = new Map<string, bigint>()
+const items = new Map<string, Set<string>>()
+let lastId = 0n
 
 const server = createServer((req, res) => {
   const chunks: Buffer[] = []
@@ -29,6 +33,17 @@ const server = createServer((req, res) => {
         out[name] = v.toString()
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out))
+    } else if (req.method === 'POST' && url === '/items') {
+      let added = 0
+      const list = JSON.parse(body) as Array<{ id: string, tenant: string }>
+      for (const { id, tenant } of list) {
+        let set = items.get(tenant)
+        if (set === undefined) items.set(tenant, set = new Set())
+        if (!set.has(id)) { set.add(id); added++ }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: list.length, added }))
+    } else if (req.method === 'GET' && url === '/ids/next') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end((++lastId).toString())
     } else if (req.method === 'GET' && url.startsWith('/counter/') && url.endsWith('/value')) {
       res.writeHead(200, { 'content-type': 'text/plain' }).end((counters.get(url.slice(9, -6)) ?? 0n).toString())
     } else {

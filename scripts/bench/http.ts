@@ -106,3 +106,25 @@ export async function batchIncrements (ctx: Ctx): Promise<SectionResult> {
     raw: pairs
   }
 }
+
+export async function itemIngest (ctx: Ctx): Promise<SectionResult> {
+  const PER = 1000
+  const spec = (r: number): ReqSpec => ({ kind: 'items', prefix: `s7-${r < 0 ? 'w' : r}-`, tenants: 1000, perReq: PER, bodies: 0 })
+  const durationSec = ctx.quick ? 3 : 10
+  const { pairs } = await compare(ctx, 's7', spec, PER, durationSec)
+  const S = '7 items POST /items'
+  const rows: Row[] = [
+    { section: S, metric: `countd items/s (${PER} per request, durable)`, value: median(pick(pairs, 'countd', r => r.rps * PER)), unit: 'item/s', target: { op: '>=', value: 150000 }, runs: pick(pairs, 'countd', r => r.rps * PER) },
+    { section: S, metric: 'countd request latency p50', value: median(pick(pairs, 'countd', r => r.latency.p50)), unit: 'ms' },
+    { section: S, metric: 'countd request latency p99', value: median(pick(pairs, 'countd', r => r.latency.p99)), unit: 'ms' },
+    { section: S, metric: 'baseline items/s (same bodies, Set per tenant)', value: median(pick(pairs, 'baseline', r => r.rps * PER)), unit: 'item/s', runs: pick(pairs, 'baseline', r => r.rps * PER) },
+    { section: S, metric: 'ratio countd / baseline (per run)', value: median(pairs.map(p => p.ratio)), unit: 'ratio', runs: pairs.map(p => p.ratio) }
+  ]
+  return {
+    id: 7,
+    title: 'Item ingest',
+    method: `autocannon (separate process), ${CONNECTIONS} connections, POST /items with a JSON array of ${PER} new {id, tenant} pairs over 1,000 tenants, ${durationSec} s per measurement; baseline = the same bodies against the node:http in-memory server (a JS Set per tenant, no durability).`,
+    rows,
+    raw: pairs
+  }
+}

@@ -10,6 +10,9 @@ export type ReqSpec =
   | { kind: 'inc', name: string }
   | { kind: 'incRandom', prefix: string, pool: number }
   | { kind: 'batch', prefix: string, pool: number, perReq: number, bodies: number }
+  /** POST /items: JSON arrays of perReq {id, tenant}; ids fresh per body (counter `start` upward), so nearly every item is new. */
+  | { kind: 'items', prefix: string, tenants: number, perReq: number, bodies: number }
+  | { kind: 'get', path: string }
 
 export interface LoadJob {
   url: string
@@ -48,6 +51,22 @@ function requestsFor (spec: ReqSpec): { method: string, path?: string, body?: st
           setupRequest: req => ({ ...req, path: `/counter/${spec.prefix}${Math.floor(Math.random() * spec.pool)}` })
         }]
       }
+    case 'get':
+      return { method: 'GET', path: spec.path }
+    case 'items': {
+      // Bodies are built on the fly (every request new ids) from one template per tenant mix.
+      let n = 0
+      const body = (): string => {
+        const items: string[] = []
+        for (let k = 0; k < spec.perReq; k++, n++) items.push(`{"id":"${spec.prefix}${n}","tenant":"t${n % spec.tenants}"}`)
+        return `[${items.join(',')}]`
+      }
+      const json = { 'content-type': 'application/json' }
+      return {
+        method: 'POST',
+        requests: [{ method: 'POST', path: '/items', body: body(), headers: json, setupRequest: req => ({ ...req, body: body() }) }]
+      }
+    }
     case 'batch': {
       const bodies: string[] = []
       for (let b = 0; b < spec.bodies; b++) {

@@ -3,7 +3,7 @@
 //
 //   --quick     shorter runs, fewer repeats, 100k names in section 5 (< 3 min on 2 cores)
 //   --only L    comma-separated sections: 1 HTTP inc, 2 replication lag, 3 partition heal,
-//               4 bytes per increment, 5 scale, 6 batch increments
+//               4 bytes per increment, 5 scale, 6 batch increments, 7 item ingest
 //   --repeats N runs per figure (default 5, quick 3); figures are medians over runs
 //   --out DIR   where results.json and latency.svg go (default: bench/ in the repo)
 //   --profile   run countd under --cpu-prof and print a self-time summary per process
@@ -17,7 +17,7 @@ import { cpus, loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { repoRoot, countdBin } from '../cluster.js'
 import { convergence } from './convergence.js'
-import { batchIncrements, singleIncrements } from './http.js'
+import { batchIncrements, singleIncrements, itemIngest } from './http.js'
 import { LoadGen } from './procs.js'
 import { formatSummary, summarize } from './profile.js'
 import { replicationLag, wireBytes } from './replication.js'
@@ -33,7 +33,8 @@ const SECTIONS: Record<number, { name: string, run: (ctx: Ctx) => Promise<Sectio
   3: { name: 'partition heal', run: convergence, quickRepeats: 2 },
   4: { name: 'bytes per increment', run: wireBytes, quickRepeats: 2 },
   5: { name: 'scale', run: scale, quickRepeats: 2 },
-  6: { name: 'batch increments', run: batchIncrements, quickRepeats: 3 }
+  6: { name: 'batch increments', run: batchIncrements, quickRepeats: 3 },
+  7: { name: 'item ingest', run: itemIngest, quickRepeats: 3 }
 }
 
 interface Options { quick: boolean, only: number[], repeats?: number, out: string, profile: boolean }
@@ -57,7 +58,7 @@ function parseArgs (argv: string[]): Options {
     else if (flag === '--profile') o.profile = true
     else if (flag === '--only') {
       o.only = val().split(',').map(s => Number(s.trim()))
-      for (const s of o.only) if (SECTIONS[s] === undefined) usage(`unknown section ${s} (1-6)`)
+      for (const s of o.only) if (SECTIONS[s] === undefined) usage(`unknown section ${s} (1-${Object.keys(SECTIONS).length})`)
     } else if (flag === '--repeats') {
       o.repeats = Number(val())
       if (!Number.isInteger(o.repeats) || o.repeats < 1) usage('--repeats needs a whole number >= 1')

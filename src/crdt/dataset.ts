@@ -60,4 +60,10 @@ export interface DatasetKind<S extends DatasetState = DatasetState> {
   hashOf: (key: string, sub: string, value: bigint) => [number, number]
   /** A fresh, empty in-memory state. */
   create: () => S
+  /**
+   * The in-memory state as bytes, and back (a restart loads this instead of
+   * rebuilding from every stored entry). `restore` throws on damage.
+   */
+  snapshot: (state: S) => Uint8Array
+  restore: (bytes: Uint8Array) => S
 }

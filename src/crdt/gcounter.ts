@@ -88,6 +88,7 @@ export class GCounter {
 
 // ---- counters as a dataset (src/crdt/dataset.ts) ----
 
+import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 
@@ -160,5 +161,45 @@ export const counterKind: DatasetKind<CounterSet> = {
   subIsOrigin: true,
   leafOf: name => leafOf(name),
   hashOf: counterEntryHash,
-  create: () => new CounterSet()
+  create: () => new CounterSet(),
+  snapshot: snapshotCounters,
+  restore: restoreCounters
+}
+
+/** {r: replica ids, e: [name, n, replicaIndex, count, ...]} with counts as numbers when safe, else decimal strings. */
+function snapshotCounters (set: CounterSet): Uint8Array {
+  const index = new Map<string, number>()
+  const r: string[] = []
+  const e: unknown[] = []
+  for (const [name, c] of set.byName) {
+    e.push(name, c.size)
+    c.forEach((count, replica) => {
+      let i = index.get(replica)
+      if (i === undefined) {
+        i = r.length
+        index.set(replica, i)
+        r.push(replica)
+      }
+      e.push(i, count <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(count) : count.toString())
+    })
+  }
+  return encode({ r, e })
+}
+
+function restoreCounters (bytes: Uint8Array): CounterSet {
+  const { r, e } = decode(bytes) as { r: string[], e: unknown[] }
+  const set = new CounterSet()
+  if (!Array.isArray(r) || !Array.isArray(e)) throw new Error('bad counter snapshot')
+  for (let i = 0; i < e.length;) {
+    const name = e[i] as string
+    const n = e[i + 1] as number
+    i += 2
+    for (let k = 0; k < n; k++, i += 2) {
+      const replica = r[e[i] as number]
+      const count = BigInt(e[i + 1] as number | string)
+      if (typeof name !== 'string' || replica === undefined || count <= 0n) throw new Error('bad counter snapshot')
+      set.apply(name, replica, count)
+    }
+  }
+  return set
 }

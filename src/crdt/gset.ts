@@ -5,6 +5,7 @@
 // exact index of 128-bit pair hashes (src/crdt/hashset128.ts, ~25-30 bytes
 // an item) and a count per tenant, so 10,000,000 items fit in ~300 MB where
 // JavaScript strings in Sets would take over 1 GB.
+import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { HashSet128 } from './hashset128.js'
 import { itemHash, itemLeaf, itemEntryHash } from './itemhash.js'
@@ -13,8 +14,11 @@ import { isValidItemId, isValidTenant } from '../validate.js'
 const scratch = new Uint32Array(4)
 
 export class ItemSets implements DatasetState {
-  readonly index = new HashSet128()
-  readonly counts = new Map<string, number>()
+  constructor (
+    readonly index = new HashSet128(),
+    readonly counts = new Map<string, number>()
+  ) {}
+
   /** Called with each tenant the first time it is seen (listing index). */
   onNewKey?: (tenant: string) => void
 
@@ -57,5 +61,20 @@ export const itemKind: DatasetKind<ItemSets> = {
   // tree and anti-entropy finds the few missing ones of a huge set.
   leafOf: (tenant, id) => itemLeaf(itemHash(tenant, id, scratch)[0]),
   hashOf: (tenant, id) => itemEntryHash(itemHash(tenant, id, scratch)),
-  create: () => new ItemSets()
+  create: () => new ItemSets(),
+  // The index's own checked format (src/crdt/hashset128.ts) plus the counts.
+  snapshot: sets => encode({ i: sets.index.toBuffer(), c: [...sets.counts].flat() }),
+  restore: bytes => {
+    const { i, c } = decode(bytes) as { i: Uint8Array, c: unknown[] }
+    if (!(i instanceof Uint8Array) || !Array.isArray(c) || c.length % 2 !== 0) throw new Error('bad item snapshot')
+    const counts = new Map<string, number>()
+    let total = 0
+    for (let k = 0; k < c.length; k += 2) {
+      counts.set(c[k] as string, c[k + 1] as number)
+      total += c[k + 1] as number
+    }
+    const index = HashSet128.fromBuffer(i)
+    if (total !== index.size) throw new Error('item snapshot: counts do not add up to the index')
+    return new ItemSets(index, counts)
+  }
 }

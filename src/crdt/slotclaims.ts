@@ -9,6 +9,7 @@
 // of one slot sits in one digest leaf, so a slot can be read from a member
 // with the per-key read protocol. The rules that decide who holds a slot
 // live in src/crdt/slots.ts.
+import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 
@@ -67,5 +68,13 @@ export const slotKind: DatasetKind<SlotClaims> = {
     }
     return [fmix(a ^ words.length), fmix(b ^ (words.length + 0x165667b1))]
   },
-  create: () => new SlotClaims()
+  create: () => new SlotClaims(),
+  snapshot: claims => encode([...claims.bySlot].flatMap(([slot, m]) => [...m].flatMap(([sub, v]) => [slot, sub, Number(v)]))),
+  restore: bytes => {
+    const flat = decode(bytes) as unknown[]
+    if (!Array.isArray(flat) || flat.length % 3 !== 0) throw new Error('bad slot snapshot')
+    const claims = new SlotClaims()
+    for (let i = 0; i < flat.length; i += 3) claims.apply(String(flat[i]), flat[i + 1] as string, BigInt(flat[i + 2] as number))
+    return claims
+  }
 }

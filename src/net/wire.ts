@@ -11,11 +11,11 @@
 //   g: {tag: [key, n, sub_1, value_1, ..., sub_n, value_n, key, n, ...], ...}
 //      sub   = index into s (datasets whose sub is a replica), else the sub itself
 //      value = CBOR uint up to 2^64-1, decimal string beyond
-//   In gossip, datasets whose sub is the signer (counters) send
-//   {tag: [key, n, value_1, ..., value_n, ...]}: the sub is the signed sender.
+//   In gossip, datasets whose sub is the signer (counters) send one entry per
+//   key, {tag: [key, value, key, value, ...]}: the sub is the signed sender.
 //
-// Gossip (topic /countd/deltas/2, signed, StrictSign):
-//   {v: 2, t: sentAt ms, g}                    the publisher's own new entries
+// Gossip (topic /countd/deltas/2, signed, StrictSign; the topic names the version):
+//   {t: sentAt ms, g}                           the publisher's own new entries
 // Anti-entropy (/countd/sync/2), one exchange per stream:
 //   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, m?: members}
 //   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, m?}
@@ -106,11 +106,15 @@ export function packEntries (entries: Entry[], lookup: KindLookup, origin?: stri
     const implicit = origin !== undefined && kind.subIsOrigin
     const flat: unknown[] = g[tag] = []
     for (const [key, list] of byKey) {
+      // Implicit subs: one entry per key (the publisher's), no group size.
+      if (implicit) {
+        if (list.length !== 1 || list[0].sub !== origin) throw new ProtocolError('gossip carries one entry per key, the publisher\'s own')
+        flat.push(key, encodeValue(list[0].value))
+        continue
+      }
       flat.push(key, list.length)
       for (const e of list) {
-        if (implicit) {
-          if (e.sub !== origin) throw new ProtocolError('gossip carries only the publisher\'s own entries')
-        } else if (kind.subIsOrigin) {
+        if (kind.subIsOrigin) {
           let i = table.get(e.sub)
           if (i === undefined) {
             i = s.length
@@ -140,8 +144,9 @@ export function unpackEntries (w: unknown, lookup: KindLookup, origin?: string):
     let i = 0
     while (i < flat.length) {
       const key = flat[i]
-      const n = flat[i + 1]
-      i += 2
+      // Implicit subs (gossip of counters): [key, value] pairs.
+      const n = implicit ? 1 : flat[i + 1]
+      i += implicit ? 1 : 2
       if (typeof key !== 'string' || !kind.isKey(key)) throw new ProtocolError(`bad ${kind.name} key`)
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > flat.length) throw new ProtocolError('bad group size')
       for (let k = 0; k < n; k++) {
@@ -171,7 +176,8 @@ export interface DeltaMessage {
 
 /** A publisher's own new entries; `origin` is the publisher (the signer). */
 export function encodeDelta (m: DeltaMessage, lookup: KindLookup, origin: string): Uint8Array {
-  return encode({ v: WIRE_VERSION, t: m.sentAt, g: packEntries(m.entries, lookup, origin).g })
+  // No version field: the topic name carries it (/countd/deltas/2).
+  return encode({ t: m.sentAt, g: packEntries(m.entries, lookup, origin).g })
 }
 
 export function decodeDelta (bytes: Uint8Array, lookup: KindLookup, origin: string): DeltaMessage {

@@ -8,6 +8,7 @@
 //   meta/identity                       -> hex of the libp2p private key (protobuf)
 //   meta/joined                         -> '1' once a member is known to know us
 //   meta/layout                         -> '2' (this layout)
+//   meta/snapshot                       -> checksum of snapshot.bin after a clean stop (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
 // The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
@@ -28,7 +29,9 @@
 // background (LevelDB refuses every write after some failures until it is
 // reopened) and probes with a synced write; once that succeeds, writes resume.
 // Reads served from memory are unaffected.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
 import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
 import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
@@ -67,6 +70,7 @@ export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${e.leaf.toString
 const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
 const LAYOUT_KEY = 'meta/layout'
+const SNAPSHOT_KEY = 'meta/snapshot'
 const idempotencyKey = (key: string): string => `i/${key}`
 
 function entryOp (e: PlacedEntry): BatchOp {
@@ -213,7 +217,7 @@ export class Store {
   readonly health: StoreHealth
   private closed = false
 
-  private constructor (private readonly db: Level<string, string>) {
+  private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
     this.durable = new GroupWriter(db, true, this.health)
     this.lazy = new GroupWriter(db, false, this.health)
@@ -232,7 +236,7 @@ export class Store {
       if (err?.cause?.code === 'LEVEL_LOCKED') throw new DataDirLockedError(dir)
       throw new Error(`cannot open data dir ${dir}: ${err?.cause?.message ?? err?.message}`)
     }
-    const store = new Store(db)
+    const store = new Store(db, dir)
     if (leafOf !== undefined) await store.migrateV1(leafOf)
     return store
   }
@@ -374,6 +378,46 @@ export class Store {
 
   async meta (name: string): Promise<string | undefined> {
     return await this.db.get(`meta/${name}`)
+  }
+
+  // ---- snapshot of the in-memory state ----
+  //
+  // At a clean stop the replica's in-memory state is written to
+  // <dir>/snapshot.bin (fsync'd, then renamed into place), and the last
+  // LevelDB write before close records its checksum in meta/snapshot. At
+  // open the snapshot is taken only if that record matches, and the record
+  // is deleted (synced) before any other write, so a snapshot is used at most
+  // once and never after a write it does not contain (a crash, or a run
+  // that stopped uncleanly, means a full rebuild from the entries).
+
+  /** Write the snapshot; call with no writes in flight and none to follow (the store closes next). */
+  async saveSnapshot (bytes: Uint8Array): Promise<void> {
+    while (!this.durable.idle || !this.lazy.idle) await new Promise(resolve => setTimeout(resolve, 1))
+    const file = join(this.dir, 'snapshot.bin')
+    const fd = openSync(`${file}.tmp`, 'w')
+    try {
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 26))
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(`${file}.tmp`, file)
+    await this.db.put(SNAPSHOT_KEY, `${crc32(bytes)}:${bytes.length}`, { sync: true })
+  }
+
+  /** The snapshot left by the last clean stop, if it is still exact; consumed either way. */
+  async takeSnapshot (): Promise<Uint8Array | undefined> {
+    const record = await this.db.get(SNAPSHOT_KEY)
+    if (record === undefined) return undefined
+    await this.db.del(SNAPSHOT_KEY, { sync: true })
+    try {
+      const bytes = readFileSync(join(this.dir, 'snapshot.bin'))
+      return record === `${crc32(bytes)}:${bytes.length}` ? bytes : undefined
+    } catch {
+      return undefined
+    } finally {
+      rmSync(join(this.dir, 'snapshot.bin'), { force: true })
+    }
   }
 
   // ---- identity ----

@@ -238,6 +238,30 @@ describe('HTTP API', function () {
     assert.deepEqual(JSON.parse((await call(n, 'GET', `/ids/${id}`)).body), { id, time: '2026-01-01T00:00:01.000Z', node: 5, sequence: 7 })
   })
 
+  it('adds, counts and lists items; issues and decodes IDs', async () => {
+    const json = { 'Content-Type': 'application/json' }
+    const added = await call(n, 'POST', '/items', '[{"id": "a", "tenant": "it"}, {"id": "b", "tenant": "it"}, {"id": "a", "tenant": "it"}]', json)
+    assert.deepEqual([added.status, JSON.parse(added.body)], [200, { accepted: 3, added: 2 }])
+    const nd = await call(n, 'POST', '/items', '{"id": "b", "tenant": "it"}\n{"id": "c", "tenant": "it2"}\n', { 'Content-Type': 'application/x-ndjson' })
+    assert.deepEqual(JSON.parse(nd.body), { accepted: 2, added: 1 })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/count')).body), { count: 2 })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/count?consistent=true&timeout=2')).body), { count: 2 })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/has?id=b')).body), { present: true })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/has?id=c')).body), { present: false })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/tenants?prefix=it')).body), { tenants: [{ tenant: 'it', count: 2 }, { tenant: 'it2', count: 1 }], next: null })
+    assert.deepEqual(JSON.parse((await call(n, 'GET', '/tenants?prefix=it&limit=1')).body), { tenants: [{ tenant: 'it', count: 2 }], next: 'it' })
+    const one = await call(n, 'GET', '/ids/next')
+    assert.equal(one.status, 200, one.body)
+    assert.match(one.body, /^[0-9]+$/)
+    const many = JSON.parse((await call(n, 'GET', '/ids?count=100')).body) as { ids: string[] }
+    assert.equal(many.ids.length, 100)
+    for (let i = 0; i < many.ids.length; i++) assert.ok(BigInt(many.ids[i]) > BigInt(i === 0 ? one.body : many.ids[i - 1]), 'strictly increasing')
+    const decoded = JSON.parse((await call(n, 'GET', `/ids/${one.body}`)).body)
+    assert.equal(decoded.id, one.body)
+    assert.ok(Math.abs(Date.parse(decoded.time) - Date.now()) < 60000, decoded.time)
+    assert.ok(decoded.node >= 0 && decoded.node <= 1023 && decoded.sequence >= 0 && decoded.sequence <= 4095)
+  })
+
   it('a one-node cluster answers consistent reads at once', async () => {
     await call(n, 'POST', '/counter/solo', '2')
     assert.deepEqual(await call(n, 'GET', '/counter/solo/consistent_value'), { status: 200, type: 'text/plain; charset=utf-8', body: '2' })

@@ -236,3 +236,63 @@ describe('Replica items (with a real Store)', function () {
     await s.close()
   })
 })
+
+describe('Replica snapshot (clean stop -> fast start)', function () {
+  this.timeout(20000)
+  let dir: string
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-snap-')) })
+  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  async function open (): Promise<{ r: Replica, s: Store, from: string }> {
+    const s = await Store.open(dir)
+    const r = new Replica('me', s)
+    const from = await r.load()
+    return { r, s, from }
+  }
+
+  it('a clean stop leaves a snapshot the next start loads, equal to a full rebuild; it is used once', async () => {
+    let { r, s, from } = await open()
+    assert.equal(from, 'entries')
+    await r.incrementMany([['a', 3n], ['b', 2n ** 70n]])
+    await r.addItems([{ tenant: 't', id: 'x' }, { tenant: 't', id: 'y' }, { tenant: 'u', id: 'x' }])
+    await r.mergeRemote([ce('a', 'p1', 4n)])
+    r.gate.markJoined()
+    const digest = r.digest.levels.map(l => [...l.slice(0, 64)])
+    await s.saveSnapshot(r.snapshot())
+    await s.close()
+    ;({ r, s, from } = await open())
+    assert.equal(from, 'snapshot')
+    assert.equal(r.value('a'), 7n)
+    assert.equal(r.value('b'), 2n ** 70n)
+    assert.equal(r.items.count('t'), 2)
+    assert.ok(r.items.has('u', 'x'))
+    assert.deepEqual(r.digest.levels.map(l => [...l.slice(0, 64)]), digest)
+    assert.equal(r.entryCount, 6)
+    // Writes after a snapshot was taken: it must not be used again.
+    await r.increment('a', 1n)
+    await s.close()
+    ;({ r, s, from } = await open())
+    assert.equal(from, 'entries')
+    assert.equal(r.value('a'), 8n)
+    assert.equal(r.items.count('t'), 2)
+    assert.deepEqual(r.digest.levels.map(l => [...l.slice(0, 64)]).slice(0, 1).length, 1)
+    await s.close()
+  })
+
+  it('a damaged snapshot is ignored and the entries are replayed', async () => {
+    let { r, s } = await open()
+    await r.increment('a', 5n)
+    await s.saveSnapshot(r.snapshot())
+    await s.close()
+    const { writeFileSync, readFileSync } = await import('node:fs')
+    const file = join(dir, 'snapshot.bin')
+    const bytes = readFileSync(file)
+    bytes[bytes.length >> 1] ^= 0xff
+    writeFileSync(file, bytes)
+    let from: string
+    ;({ r, s, from } = await open())
+    assert.equal(from, 'entries')
+    assert.equal(r.value('a'), 5n)
+    await s.close()
+  })
+})

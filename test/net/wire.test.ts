@@ -16,12 +16,12 @@ const setKind: DatasetKind = {
   ...counterKind,
   tag: 's',
   name: 'test-set',
-  isSub: s => s.length >= 1 && s.length <= 256,
-  isValue: v => v === 1n,
+  isSub: (s: string) => s.length >= 1 && s.length <= 256,
+  isValue: (v: bigint) => v === 1n,
   ownerOf: () => undefined,
   subIsOrigin: false
-}
-const lookup: KindLookup = tag => tag === 'c' ? counterKind : tag === 's' ? setKind : undefined
+} as unknown as DatasetKind
+const lookup: KindLookup = tag => tag === 'c' ? counterKind as unknown as DatasetKind : tag === 's' ? setKind : undefined
 
 const nameArb = fc.stringMatching(/^[A-Za-z0-9._~-]{1,20}$/)
 const counterEntryArb = fc.record({ ds: fc.constant('c'), key: nameArb, sub: fc.constantFrom(R1, R2), value: fc.bigInt({ min: 1n, max: 2n ** 80n }) })

@@ -3,7 +3,7 @@ import type { ApiDeps } from '../deps.js'
 import { type RouteDecl, text, json, error } from '../route.js'
 import { badRequest } from '../errors.js'
 import { sendJson, sendText } from '../reply.js'
-import { decodeId } from '../snowflake-id.js'
+import { parseId, decodeId, idTime } from '../../ids/snowflake.js'
 
 export const MAX_IDS = 10000
 const idString = { type: 'string', pattern: '^[0-9]{1,19}$' }
@@ -48,9 +48,10 @@ export function idRoutes (d: ApiDeps): RouteDecl[] {
       400: error('not a valid ID (decimal, below 2^63)')
     },
     handle: ctx => {
-      const decoded = decodeId(ctx.params.id)
-      if (decoded === undefined) throw badRequest('not a valid ID: a decimal number below 2^63')
-      sendJson(ctx.res, 200, decoded)
+      const id = parseId(ctx.params.id)
+      if (id === undefined) throw badRequest('not a valid ID: a decimal number below 2^63')
+      const { slot, sequence } = decodeId(id)
+      sendJson(ctx.res, 200, { id: id.toString(), time: idTime(id), node: slot, sequence })
     }
   }]
 }

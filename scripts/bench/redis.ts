@@ -1,0 +1,76 @@
+// countd's Redis protocol against the real Redis, same machine, back to back
+// (issue 12): Redis runs with appendfsync always so both ack only durable
+// writes. Needs Debian's redis-server and redis-tools; installs them with
+// apt-get when missing (and says so).
+// Usage: node dist/scripts/bench/redis.js redis://127.0.0.1:6380 [requests]
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface RedisBenchRow { test: string, redis: number, countd: number, ratio: number }
+
+const REDIS_PORT = 23900
+
+function have (cmd: string): boolean {
+  try { execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }); return true } catch { return false }
+}
+
+export function ensureRedis (log: (s: string) => void = console.log): void {
+  if (have('redis-server') && have('redis-benchmark')) return
+  log('redis-server / redis-benchmark missing: installing Debian packages redis-server redis-tools with apt-get')
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'redis-server', 'redis-tools'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+}
+
+/** redis-benchmark's requests per second for one custom command. */
+function benchmark (host: string, port: number, n: number, pipeline: number, command: string[]): number {
+  const out = execFileSync('redis-benchmark', ['-h', host, '-p', String(port), '-c', '50', '-n', String(n), '-P', String(pipeline), '-r', '1000000', '-q', '--csv', ...command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  // --csv: "test","rps",...
+  const line = out.trim().split('\n').filter(l => !l.startsWith('"test"')).pop() ?? ''
+  return Number(line.split(',')[1]?.replace(/"/g, ''))
+}
+
+async function startRedis (): Promise<{ proc: ChildProcess, dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'countd-bench-redis-'))
+  const proc = spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' })
+  for (let i = 0; i < 50; i++) {
+    try { execFileSync('redis-cli', ['-p', String(REDIS_PORT), 'PING'], { stdio: 'ignore' }); return { proc, dir } } catch { await new Promise(resolve => setTimeout(resolve, 100)) }
+  }
+  proc.kill()
+  throw new Error('redis-server did not start')
+}
+
+/** Run INCR (no pipeline, -P 16) and SADD with random members against Redis and countd's RESP endpoint. */
+export async function redisComparison (countdUrl: string, requests = 20000): Promise<RedisBenchRow[]> {
+  ensureRedis()
+  const u = new URL(countdUrl)
+  const { proc, dir } = await startRedis()
+  const rows: RedisBenchRow[] = []
+  try {
+    const tests: Array<[string, number, string[]]> = [
+      ['INCR, 50 clients, no pipeline', 1, ['INCR', 'bench.__rand_int__']],
+      ['INCR, 50 clients, -P 16', 16, ['INCR', 'bench.__rand_int__']],
+      ['SADD random members, 50 clients, no pipeline', 1, ['SADD', 'benchset', '__rand_int__']],
+      ['SADD random members, 50 clients, -P 16', 16, ['SADD', 'benchset', '__rand_int__']]
+    ]
+    for (const [test, pipeline, command] of tests) {
+      const n = pipeline === 1 ? requests : requests * 8
+      const redis = benchmark('127.0.0.1', REDIS_PORT, n, pipeline, command)
+      const countd = benchmark(u.hostname, Number(u.port), n, pipeline, command)
+      rows.push({ test, redis, countd, ratio: countd / redis })
+    }
+  } finally {
+    proc.kill()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const url = process.argv[2]
+  if (url === undefined) { console.error('usage: redis.js redis://HOST:PORT [requests]'); process.exit(2) }
+  const rows = await redisComparison(url, Number(process.argv[3] ?? 20000))
+  console.log('| test | Redis (appendfsync always) req/s | countd req/s | countd / Redis |')
+  console.log('|---|---:|---:|---:|')
+  for (const r of rows) console.log(`| ${r.test} | ${Math.round(r.redis)} | ${Math.round(r.countd)} | ${r.ratio.toFixed(2)} |`)
+}

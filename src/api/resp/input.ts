@@ -1,0 +1,50 @@
+// Input rules the Redis-protocol and gRPC front ends share: the same rules
+// as the HTTP API (SPEC §2, §5), applied before anything reaches the service
+// so bad input never changes state. Counter names and increments reuse
+// src/validate.ts; the item-id rule lives here until src/validate.ts has one.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { isValidName, parseIncrement } from '../../validate.js'
+import { BadInputError } from '../../errors.js'
+
+export const MAX_ITEMS = 10000
+export const MAX_IDS = 10000
+const ITEM_ID_MAX_BYTES = 256
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+export function checkName (name: string, what = 'counter name'): string {
+  if (!isValidName(name)) throw new BadInputError(`invalid ${what} ${JSON.stringify(name.slice(0, 210))}: 1-200 characters of A-Z a-z 0-9 . _ ~ -`)
+  return name
+}
+
+/** 1 <= N <= 2^53-1 as decimal text (or a safe integer). */
+export function checkIncrement (v: unknown): bigint {
+  const by = parseIncrement(v)
+  if (by === undefined) throw new BadInputError('increment must be an integer from 1 to 9007199254740991 (counters only grow)')
+  return by
+}
+
+export function isValidItemId (id: string): boolean {
+  return id.length > 0 && Buffer.byteLength(id) <= ITEM_ID_MAX_BYTES && !CONTROL_RE.test(id)
+}
+
+export function checkItemId (id: string): string {
+  if (!isValidItemId(id)) throw new BadInputError(`invalid item id ${JSON.stringify(id.slice(0, 40))}: 1-256 bytes of UTF-8, no control characters`)
+  return id
+}
+
+/** Decode bytes that must be UTF-8 (item ids); anything else is bad input. */
+export function utf8 (b: Buffer): string {
+  try {
+    return strictUtf8.decode(b)
+  } catch {
+    throw new BadInputError('item id is not valid UTF-8')
+  }
+}
+
+/** Constant-time token comparison (hashing first makes lengths equal). */
+export function tokenCheck (token: string): (given: string) => boolean {
+  const want = createHash('sha256').update(token).digest()
+  return given => timingSafeEqual(createHash('sha256').update(given).digest(), want)
+}

@@ -1,0 +1,330 @@
+// The Redis-protocol front end (SPEC §7): RESP2 over TCP, parsed with
+// redis-parser, answered through the CountdService. Replies leave in request
+// order even though writes resolve later (after their group commit): each
+// connection keeps a queue of reply slots and writes the ready prefix.
+// Every write of a pipeline is handed to the service in the same tick, so a
+// pipeline's increments share one fsync.
+import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
+import RedisParser from 'redis-parser'
+import type { Logger } from 'pino'
+import type { CountdService } from '../../service.js'
+import { commands, refusal, errorOf, err, RespError, type Session, type CommandContext } from './commands.js'
+import { errorReply, type Reply } from './reply.js'
+import { tokenCheck } from './input.js'
+import { commandMeter, type Meter } from './meter.js'
+
+export interface RespServerOptions {
+  host: string
+  port: number
+  /** When set, clients must AUTH with it (any username but "default" is refused, as in Redis). */
+  token?: string
+  log: Logger
+  /** Timeout of COUNTD.CONSISTENT without its own (default 5 s). */
+  consistentTimeoutMs?: number
+}
+
+export interface RunningServer {
+  /** host:port actually bound (port 0 picks one). */
+  address: string
+  port: number
+  close: () => Promise<void>
+}
+
+/** A command (or inline line) bigger than this closes the connection, as Redis' query buffer limit does. */
+const MAX_COMMAND_BYTES = 8 * 1024 * 1024
+const MAX_INLINE_BYTES = 64 * 1024
+/** Stop reading from a client that has this many replies outstanding or unread. */
+const MAX_PENDING_REPLIES = 20000
+const MAX_UNSENT_BYTES = 4 * 1024 * 1024
+const CLOSE_GRACE_MS = 2000
+
+interface Slot { reply: Reply | undefined }
+
+let nextClientId = 1
+
+class Connection {
+  private readonly session: Session
+  private readonly parser: RedisParser
+  /** Replies waiting for an earlier one (from `head` on). */
+  private readonly slots: Slot[] = []
+  private head = 0
+  /** Ready replies not yet handed to the socket. */
+  private out = ''
+  private flushScheduled = false
+  private inputSinceFrame = 0
+  /** Bytes of an unfinished inline command (telnet-style `PING\r\n`). */
+  private inline: Buffer | null = null
+  private inlineAfterFrame: Buffer | null = null
+  /** No more commands are read (QUIT, protocol error, shutdown); end once replies are out. */
+  private closing = false
+  private paused = false
+  /** Settles once every reply so far is known (what a read waits for). */
+  private settled: Promise<void> = Promise.resolve()
+  /** Settles once every command so far has started; null when none waits. */
+  private gate: Promise<void> | null = null
+
+  constructor (private readonly socket: Socket, private readonly ctx: CommandContext, private readonly meter: Meter, private readonly log: Logger) {
+    this.session = { id: nextClientId++, authenticated: ctx.checkToken === undefined, name: null }
+    this.parser = new RedisParser({
+      returnBuffers: true,
+      returnReply: (frame: unknown) => { this.onFrame(frame) },
+      returnError: () => { this.protocolError('expected an array of bulk strings') },
+      returnFatalError: (e: Error) => { this.protocolError(e.message) }
+    })
+    socket.setNoDelay(true)
+    socket.on('data', chunk => { this.onData(chunk) })
+    socket.on('drain', () => { this.maybeResume() })
+    socket.on('error', e => { this.log.debug({ err: e.message, client: this.session.id }, 'resp client socket error') })
+  }
+
+  private onData (chunk: Buffer): void {
+    if (this.closing) return
+    this.inputSinceFrame += chunk.length
+    if (this.inputSinceFrame > MAX_COMMAND_BYTES) {
+      this.protocolError('command too big')
+      return
+    }
+    try {
+      // Redis accepts "inline" commands (a line of words) where a frame
+      // would start; redis-parser knows only frames, so those lines are
+      // split off here while the parser holds no partial frame.
+      if (this.inline !== null || (this.parserIdle() && chunk[0] !== 0x2a)) {
+        this.readInline(this.inline === null ? chunk : Buffer.concat([this.inline, chunk]))
+      } else {
+        this.executeFrames(chunk)
+      }
+    } catch (e: any) {
+      // redis-parser throws on absurd lengths (e.g. an array of 2^31 elements).
+      this.protocolError(String(e?.message ?? e))
+    }
+    this.flush()
+    if (this.pendingReplies() > MAX_PENDING_REPLIES || this.socket.writableLength > MAX_UNSENT_BYTES) {
+      this.paused = true
+      this.socket.pause()
+    }
+  }
+
+  private parserIdle (): boolean {
+    return this.parserState().buffer === null
+  }
+
+  /** redis-parser's read position (internal fields, stable in 3.0.0, which package.json pins by caret). */
+  private parserState (): { buffer: Buffer | null, offset: number } {
+    return this.parser as unknown as { buffer: Buffer | null, offset: number }
+  }
+
+  /** Feed frames; an inline line right after a frame (redis-cli --pipe sends one) is split off. */
+  private executeFrames (data: Buffer): void {
+    this.parser.execute(data)
+    const rest = this.inlineAfterFrame
+    if (rest !== null) {
+      this.inlineAfterFrame = null
+      this.readInline(Buffer.from(rest))
+    }
+  }
+
+  private readInline (buf: Buffer): void {
+    let at = 0
+    while (at < buf.length && buf[at] !== 0x2a && !this.closing) {
+      const nl = buf.indexOf(0x0a, at)
+      if (nl < 0) break
+      const line = buf.subarray(at, nl > at && buf[nl - 1] === 0x0d ? nl - 1 : nl)
+      at = nl + 1
+      const words = line.toString('latin1').split(/[ \t]+/).filter(w => w !== '')
+      if (words.length > 0) this.onFrame(words.map(w => Buffer.from(w, 'latin1')))
+    }
+    const rest = buf.subarray(at)
+    this.inline = null
+    if (rest.length === 0 || this.closing) return
+    if (rest[0] === 0x2a) {
+      this.executeFrames(rest)
+    } else if (rest.length > MAX_INLINE_BYTES) {
+      this.protocolError('too big inline request')
+    } else {
+      this.inline = Buffer.from(rest)
+    }
+  }
+
+  private onFrame (frame: unknown): void {
+    if (this.closing) return
+    const p = this.parserState()
+    if (p.buffer !== null && p.offset < p.buffer.length && p.buffer[p.offset] !== 0x2a) {
+      // Not a frame next: stop the parser here and read the rest as inline.
+      this.inlineAfterFrame = p.buffer.subarray(p.offset)
+      p.offset = p.buffer.length
+    }
+    this.inputSinceFrame = 0
+    if (!Array.isArray(frame) || !frame.every(a => Buffer.isBuffer(a))) {
+      this.protocolError('expected an array of bulk strings')
+      return
+    }
+    if (frame.length === 0) return // Redis ignores empty arrays
+    this.dispatch(frame as Buffer[])
+  }
+
+  private dispatch (args: Buffer[]): void {
+    const start = performance.now()
+    const name = args[0].toString('latin1').toLowerCase()
+    const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined
+    const label = cmd === undefined ? 'unknown' : name
+    const execute = (): Reply | Promise<Reply> => {
+      if (cmd === undefined) throw refusal(name, args)
+      if (!this.session.authenticated && cmd.noAuth !== true) throw new RespError('NOAUTH', 'Authentication required.', 'auth')
+      if (cmd.arity > 0 ? args.length !== cmd.arity : args.length < -cmd.arity) throw err(`wrong number of arguments for '${name}' command`)
+      return cmd.run(args, this.session, this.ctx)
+    }
+    if (name === 'quit') this.closing = true // read no further; +OK goes out in order
+    // A read must see the writes before it on this connection (as in Redis),
+    // so it waits for them; once one command waits, all later ones wait
+    // their turn too, so none sees a write sent after it.
+    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? this.settled : this.gate
+    let result: Reply | Promise<Reply>
+    if (waitFor !== null) {
+      const started = waitFor.then(execute)
+      this.gate = started.then(() => {}, () => {})
+      result = started
+    } else {
+      try {
+        result = execute()
+      } catch (e) {
+        this.push(this.failed(e, label, start))
+        return
+      }
+    }
+    if (result instanceof Promise) {
+      const slot: Slot = { reply: undefined }
+      this.slots.push(slot)
+      const done = result.then(reply => {
+        this.meter.done(label, 'ok', start)
+        slot.reply = reply
+      }, e => {
+        slot.reply = this.failed(e, label, start)
+      })
+      this.settled = Promise.all([this.settled, done]).then(() => {})
+      void done.finally(() => { this.scheduleFlush() })
+    } else {
+      this.meter.done(label, 'ok', start)
+      this.push(result)
+    }
+  }
+
+  private failed (e: unknown, label: string, start: number): string {
+    const { word, message, outcome } = errorOf(e)
+    if (outcome === 'internal') this.log.error({ err: e, command: label }, 'resp command failed')
+    this.meter.done(label, outcome, start)
+    return errorReply(`${word} ${message}`)
+  }
+
+  private pendingReplies (): number {
+    return this.slots.length - this.head
+  }
+
+  private push (reply: Reply): void {
+    if (this.pendingReplies() === 0) this.append(reply)
+    else this.slots.push({ reply })
+  }
+
+  private append (reply: Reply): void {
+    if (typeof reply === 'string') {
+      this.out += reply
+    } else {
+      if (this.out !== '') this.write(this.out)
+      this.out = ''
+      this.write(reply)
+    }
+  }
+
+  private write (data: Reply): void {
+    if (!this.socket.destroyed) this.socket.write(data)
+  }
+
+  /** Many writes resolve in one tick (one group commit): write their replies once. */
+  private scheduleFlush (): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    process.nextTick(() => {
+      this.flushScheduled = false
+      this.flush()
+      this.maybeResume()
+    })
+  }
+
+  private flush (): void {
+    while (this.head < this.slots.length) {
+      const reply = this.slots[this.head].reply
+      if (reply === undefined) break
+      this.append(reply)
+      this.head++
+    }
+    if (this.head === this.slots.length) {
+      this.slots.length = 0
+      this.head = 0
+      this.gate = null
+      this.settled = Promise.resolve()
+    }
+    if (this.out !== '') {
+      this.write(this.out)
+      this.out = ''
+    }
+    if (this.closing && this.pendingReplies() === 0 && !this.socket.destroyed) this.socket.end()
+  }
+
+  private maybeResume (): void {
+    if (!this.paused || this.closing) return
+    if (this.pendingReplies() <= MAX_PENDING_REPLIES / 2 && this.socket.writableLength <= MAX_UNSENT_BYTES / 2) {
+      this.paused = false
+      this.socket.resume()
+    }
+  }
+
+  /** A malformed frame: answer it (after the replies before it) and close only this connection. */
+  private protocolError (reason: string): void {
+    if (this.closing) return
+    this.log.debug({ client: this.session.id, reason }, 'resp protocol error: closing the connection')
+    this.meter.done('protocol', 'protocol_error', performance.now())
+    this.push(errorReply(`ERR Protocol error: ${reason}`))
+    this.stopReading()
+  }
+
+  stopReading (): void {
+    this.closing = true
+    this.inline = null
+    this.parser.reset()
+    this.socket.pause()
+    this.flush()
+  }
+}
+
+export async function startRespServer (service: CountdService, opts: RespServerOptions): Promise<RunningServer> {
+  const ctx: CommandContext = {
+    service,
+    checkToken: opts.token !== undefined ? tokenCheck(opts.token) : undefined,
+    consistentTimeoutMs: opts.consistentTimeoutMs ?? 5000
+  }
+  const meter = commandMeter('resp')
+  const log = opts.log.child({ component: 'resp' })
+  const open = new Map<Socket, Connection>()
+  const server: Server = createServer(socket => {
+    open.set(socket, new Connection(socket, ctx, meter, log))
+    socket.on('close', () => { open.delete(socket) })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve() })
+  })
+  server.on('error', e => { log.error({ err: e }, 'resp listener error') })
+  const bound = server.address() as AddressInfo
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address
+  return {
+    address: `${host}:${bound.port}`,
+    port: bound.port,
+    async close () {
+      const closed = new Promise<void>(resolve => server.close(() => { resolve() }))
+      // Answer what was already received, then hang up; stragglers are cut.
+      for (const c of open.values()) c.stopReading()
+      const timer = setTimeout(() => { for (const s of open.keys()) s.destroy() }, CLOSE_GRACE_MS)
+      await closed
+      clearTimeout(timer)
+    }
+  }
+}
