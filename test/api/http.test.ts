@@ -268,6 +268,30 @@ describe('HTTP API', function () {
   })
 })
 
+describe('paged lists across restarts', function () {
+  this.timeout(60000)
+  let n: CountdNode
+  oneNode(node => { n = node })
+
+  it('lists every counter and tenant after a clean stop (snapshot load) and after kill -9 (entry replay)', async () => {
+    await call(n, 'POST', '/counters', '{"r-b": 1, "r-a": 2}', { 'Content-Type': 'application/json' })
+    await call(n, 'POST', '/items', '[{"id": "x", "tenant": "rt"}]', { 'Content-Type': 'application/json' })
+    const names = async (): Promise<string[]> => (JSON.parse((await call(n, 'GET', '/counters')).body) as { counters: Array<{ name: string }> }).counters.map(c => c.name)
+    const expected = ['r-a', 'r-b']
+    for (const [how, restart] of [['clean stop', async () => { await n.stop() }], ['kill -9', async () => { await n.kill('SIGKILL') }]] as const) {
+      await restart()
+      await n.start()
+      assert.deepEqual(await names(), expected, how)
+      assert.deepEqual(JSON.parse((await call(n, 'GET', '/tenants')).body), { tenants: [{ tenant: 'rt', count: 1 }], next: null }, how)
+      // A name new after the load is listed too.
+      const fresh = `r-${how === 'clean stop' ? 'c' : 'd'}`
+      await call(n, 'POST', `/counter/${fresh}`, '1')
+      expected.push(fresh)
+      assert.deepEqual(await names(), expected, `${how}: then a new name`)
+    }
+  })
+})
+
 describe('Idempotency-Key', function () {
   this.timeout(60000)
   let n: CountdNode

@@ -107,6 +107,15 @@ describe('countd CLI', function () {
     assert.deepEqual(await countd(['items', 'count', 'never-seen', '--api', api]).then(r => [r.code, r.stdout]), [0, '0\n'])
   })
 
+  it('id prints N increasing IDs one a line, fetched in chunks of 10,000', async () => {
+    const r = await countd(['id', '-n', '10005', '--api', api], {}, 60000)
+    assert.equal(r.code, 0, r.stderr)
+    const ids = r.stdout.trimEnd().split('\n')
+    assert.equal(ids.length, 10005)
+    for (let i = 1; i < ids.length; i++) assert.ok(BigInt(ids[i]) > BigInt(ids[i - 1]), `line ${i + 1}`)
+    assert.match((await countd(['id', '--api', api])).stdout, /^[0-9]+\n$/)
+  })
+
   it('items and id usage errors exit 2 with one line and send nothing', async () => {
     for (const [args, stdin] of [
       [['items', 'add', 'bad tenant', 'x', '--api', api]],
