@@ -29,3 +29,22 @@ export function sendError (res: ServerResponse, err: unknown): void {
   res.writeHead(e.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...e.headers })
   res.end(body)
 }
+
+/** Entries rendered per turn of the event loop when building a page. */
+const PAGE_SLICE = 1000
+
+/**
+ * Send `{"<key>": [...], "next": cursor}` for a page of up to 10,000 names,
+ * rendering `PAGE_SLICE` entries (each already JSON text) per turn of the
+ * event loop, so a big page never stalls other requests for long.
+ */
+export async function sendPage (res: ServerResponse, key: string, names: readonly string[], render: (name: string) => string, next: string | null): Promise<void> {
+  const parts: string[] = []
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0 && i % PAGE_SLICE === 0) await new Promise(resolve => setImmediate(resolve))
+    parts.push(render(names[i]))
+  }
+  const body = `{${JSON.stringify(key)}:[${parts.join(',')}],"next":${JSON.stringify(next)}}`
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
+  res.end(body)
+}

@@ -3,7 +3,7 @@ import type { ApiDeps } from '../deps.js'
 import { type RouteDecl, type ParamDoc, text, json, error, unreachable, BODY_LIMIT, BATCH_BODY_LIMIT } from '../route.js'
 import { checkName, readIncrement, readCounterBatch, MAX_BATCH, INCREMENT_RULE } from '../body.js'
 import { badRequest } from '../errors.js'
-import { sendJson, sendText } from '../reply.js'
+import { sendJson, sendPage, sendText } from '../reply.js'
 import { timeoutMsOf, timeoutParam, pageOf, pageParams, nextSchema } from '../query.js'
 
 const digits = { type: 'string', pattern: '^[0-9]+$' }
@@ -89,9 +89,10 @@ export function counterRoutes (d: ApiDeps): RouteDecl[] {
       }),
       400: error('bad limit, prefix or after')
     },
-    handle: ctx => {
+    handle: async ctx => {
       const page = d.counterNames.page(pageOf(ctx.query))
-      sendJson(ctx.res, 200, { counters: page.names.map(n => ({ name: n, value: d.service.value(n) })), next: page.next })
+      // Names are plain ASCII of the name rule: no escaping needed; values are exact decimals.
+      await sendPage(ctx.res, 'counters', page.names, n => `{"name":"${n}","value":${d.service.value(n).toString()}}`, page.next)
     }
   }, {
     method: 'POST',

@@ -3,7 +3,7 @@ import type { ApiDeps } from '../deps.js'
 import { type RouteDecl, type ParamDoc, json, error, unreachable, BATCH_BODY_LIMIT } from '../route.js'
 import { readItems, MAX_BATCH } from '../body.js'
 import { badRequest } from '../errors.js'
-import { sendJson } from '../reply.js'
+import { sendJson, sendPage } from '../reply.js'
 import { timeoutMsOf, timeoutParam, flagOf, pageOf, pageParams, nextSchema } from '../query.js'
 import { isValidTenant, isValidItemId } from '../../validate.js'
 
@@ -85,9 +85,10 @@ export function itemRoutes (d: ApiDeps): RouteDecl[] {
       }),
       400: error('bad limit, prefix or after')
     },
-    handle: ctx => {
+    handle: async ctx => {
       const page = d.tenantNames.page(pageOf(ctx.query))
-      sendJson(ctx.res, 200, { tenants: page.names.map(t => ({ tenant: t, count: d.service.itemCount(t) })), next: page.next })
+      // Tenants are plain ASCII of the name rule: no escaping needed.
+      await sendPage(ctx.res, 'tenants', page.names, t => `{"tenant":"${t}","count":${d.service.itemCount(t)}}`, page.next)
     }
   }]
 }
