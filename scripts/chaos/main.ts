@@ -114,7 +114,8 @@ class Run {
         peers: [`${net.dataIp(i === 1 ? 2 : 1)}:7778`],
         wrap: ['ip', 'netns', 'exec', net.nsName(i)],
         logLevel: 'warn',
-        args: ['--consistent-timeout', '2']
+        // The management addresses exist only between this host's namespaces.
+        args: ['--consistent-timeout', '2', '--allow-unauthenticated']
       }))
     }
     await this.nodes[0].start()
