@@ -95,7 +95,7 @@ export class Daemon {
       if (cfg.apiToken === undefined && !isLoopbackHost(cfg.httpHost)) {
         log.warn({ http: `${cfg.httpHost}:${cfg.httpPort}` }, 'HTTP API is reachable beyond this machine without --api-token: anyone who reaches it can write')
       }
-      if (cfg.sources?.file !== undefined) reloadOnSighup(cfg, log, { settings: apiSettings, replica, network })
+      reloadOnSighup(cfg, log, { settings: apiSettings, replica, network })
       // Give the first sync a moment, so a node that is ready also accepts writes.
       if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
       await ids.start()
@@ -204,7 +204,7 @@ function clusterView (network: Network): ClusterView {
 }
 
 /**
- * SIGHUP re-reads --config (SPEC §5): log level, API token, consistent
+ * SIGHUP re-reads --config (SPEC §5; without one it is logged and ignored): log level, API token, consistent
  * timeout, idempotency window and new peers apply at once; a changed key
  * that needs a restart is logged and left; a bad file is logged and ignored.
  */
@@ -212,7 +212,11 @@ function reloadOnSighup (started: Config, log: Logger, live: { settings: ApiSett
   let current = started
   process.on('SIGHUP', () => {
     const file = current.sources?.file
-    if (file === undefined) return
+    // Without a file there is nothing to re-read; a reload must not stop the node.
+    if (file === undefined) {
+      log.info('SIGHUP: no --config file to re-read')
+      return
+    }
     let reloaded: ReturnType<typeof reloadConfig>
     try {
       reloaded = reloadConfig(file, current)

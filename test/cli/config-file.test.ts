@@ -37,6 +37,19 @@ describe('countd start --config FILE', function () {
     assert.ok(lines.some(l => l.includes('take effect only at restart') && l.includes('sync-interval-ms')), 'the sync-interval-ms change is logged as needing a restart')
   })
 
+  it('SIGHUP without --config is logged and ignored (the node keeps running)', async () => {
+    const plain = new CountdNode({ name: 'plain', dataDir: join(dir, 'plain'), httpPort: portBlock(1), p2pPort: portBlock(1), onLine: l => lines.push(l) })
+    try {
+      await plain.start()
+      plain.proc!.kill('SIGHUP')
+      await waitFor(() => lines.some(l => l.includes('no --config file to re-read')), 10000)
+      assert.ok(plain.running)
+      assert.equal((await fetch(`${plain.url}/health`)).status, 200)
+    } finally {
+      await plain.kill('SIGKILL')
+    }
+  })
+
   it('SIGHUP with a bad file logs it and keeps the running config', async () => {
     writeFileSync(file, 'api-token: [unclosed\n')
     node.proc!.kill('SIGHUP')
