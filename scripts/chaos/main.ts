@@ -76,7 +76,8 @@ const sleep = async (ms: number): Promise<void> => await new Promise(resolve => 
 const log = (msg: string): void => { process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 23)}] ${msg}\n`) }
 
 class Run {
-  readonly t0 = Date.now()
+  /** Time 0 of the history: reset when the cluster is up, so the fault plan's times start with the workload. */
+  t0 = Date.now()
   readonly nodes: CountdNode[] = []
   readonly ops: Op[] = []
   readonly harnessProblems: string[] = []
@@ -193,6 +194,7 @@ class Run {
   }
 
   async go (): Promise<History> {
+    this.t0 = Date.now()
     const until = this.o.seconds * 1000
     const plan = makePlan({ nodes: this.o.nodes, seconds: this.o.seconds, seed: this.o.seed, nemeses: this.o.nemeses })
     for (const line of describePlan(plan)) log(`plan: ${line}`)

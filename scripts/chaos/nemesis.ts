@@ -222,35 +222,59 @@ export function makePlan (o: PlanOptions): Plan {
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
+/** What a step must not run concurrently with or ahead of: steps sharing a key keep their plan order. */
+function stepKeys (step: Step): string[] {
+  switch (step.action) {
+    case 'partition': case 'heal': return ['net']
+    // 'down' orders every kill, pause and their undoing, so a slow restart
+    // delays the next kill instead of letting more nodes be down than planned.
+    case 'kill': case 'restart': case 'pause': case 'resume': return ['down', ...step.nodes.map(x => `proc${x}`)]
+    case 'degrade': case 'undegrade': return step.nodes.map(x => `netem${x}`)
+    case 'clock': case 'unclock': return step.nodes.map(x => `clock${x}`)
+    case 'wipe': return ['*']
+  }
+}
+
 /**
- * Run the plan against the cluster. Steps run in plan order (steps planned
- * for the same moment run together), so the plan's rules hold even when a
- * restart takes longer than planned. Returns the faults as they happened;
+ * Run the plan against the cluster. Each step waits for its planned time
+ * and for the earlier steps it conflicts with (same fault, same node,
+ * the network, the down count; a wipe waits for everything), so the plan's
+ * rules hold even when a restart takes longer than planned, while unrelated
+ * faults keep their timing. Steps planned for the same moment run at once
+ * (a kill while a partition heals). Returns the faults as they happened;
  * lastHealMs is when the final undo step finished.
  */
 export async function execute (plan: Plan, target: FaultTarget, log: (msg: string) => void, problems: string[]): Promise<{ faults: Fault[], lastHealMs: number }> {
   const faults: Fault[] = plan.faults.map(f => ({ ...f, start: -1 }))
   let lastHealMs = 0
-  for (let i = 0; i < plan.steps.length;) {
-    const at = plan.steps[i].at
-    const group: Step[] = []
-    while (i < plan.steps.length && plan.steps[i].at === at) group.push(plan.steps[i++])
-    const wait = at - target.now()
-    if (wait > 0) await sleep(wait)
-    await Promise.all(group.map(async step => {
+  const last = new Map<string, Promise<void>>()
+  const all: Array<Promise<void>> = []
+  for (const step of plan.steps) {
+    const keys = [...stepKeys(step), `fault${step.fault}`]
+    const deps = keys.includes('*') ? [...all] : [...keys.map(k => last.get(k)), last.get('*')].filter(p => p !== undefined)
+    const run = (async () => {
+      await Promise.all(deps)
+      const wait = step.at - target.now()
+      if (wait > 0) await sleep(wait)
       const fault = faults[step.fault]
       if (fault.skipped !== undefined) return
-      if (step.role === 'end') fault.end = target.now()
+      // A partition ends when the heal begins (the consistent-read check
+      // relies on it having been in force until then); a killed node's
+      // fault ends when it is serving again.
+      if (step.role === 'end' && step.action === 'heal') fault.end = target.now()
       try {
         await apply(step, fault, target, log)
       } catch (err: any) {
         problems.push(`nemesis ${step.action} ${step.nodes.join(',')} failed: ${String(err.message).split('\n')[0]}`)
       }
       if (step.role === 'begin' || step.role === 'both') fault.start = target.now()
-      if (step.role === 'both') fault.end = target.now()
+      if (step.role === 'both' || (step.role === 'end' && step.action !== 'heal')) fault.end = target.now()
       if (step.role === 'end' || step.role === 'both') lastHealMs = Math.max(lastHealMs, target.now())
-    }))
+    })()
+    for (const k of keys) last.set(k, run)
+    all.push(run)
   }
+  await Promise.all(all)
   for (const f of faults) if (f.start < 0) f.start = f.end ?? 0
   return { faults, lastHealMs }
 }
