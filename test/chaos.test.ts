@@ -96,6 +96,12 @@ describe('chaos checker (hand-made histories)', function () {
     assert.match(check(h).problems.join('\n'), /answered 200 during the partition 3 \| rest/)
   })
 
+  it('flags answers a well-formed request must never get (4xx, 500), once per kind', function () {
+    const gone = (at: number): Op => ({ op: 'ids', node: 2, invokeMs: at, completeMs: at + 1, result: 'fail', value: 1, status: 404 })
+    const v = check(history([gone(10), gone(20), { op: 'ids', node: 1, invokeMs: 30, completeMs: 31, result: 'fail', value: 1, status: 503 }], ['counters', 'ids']))
+    assert.deepEqual(v.problems, ['unexpected answer: 2 ids requests answered 404 (first: n2 at 10 ms)'])
+  })
+
   it('flags convergence later than 5 s after the last heal', function () {
     const h = history()
     h.lastHealMs = -4000 // the only agreeing round is 6010 ms after it
