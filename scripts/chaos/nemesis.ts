@@ -185,9 +185,11 @@ export function makePlan (o: PlanOptions): Plan {
     return undefined
   }
 
-  const until = o.seconds * 1000 - 2500
+  // Faults end a second before the workload does (a restart under load can
+  // run late), so a run lasts about --seconds whatever the seed.
+  const until = o.seconds * 1000 - 1000
   let t = 1000 + random() * 1500
-  while (o.nemeses.length > 0 && t < until) {
+  while (o.nemeses.length > 0 && t < until - 2000) {
     const useCombo = comboNames.length > 0 && random() < 0.45
     const scenario = useCombo ? combos[pick(comboNames)]!() : single(pick(singles))
     let start = t
@@ -199,7 +201,7 @@ export function makePlan (o: PlanOptions): Plan {
       start = Math.max(start + 100, blockedUntil + 200)
       cand = []
     }
-    if (cand.length === 0 || start >= until) break
+    if (cand.length === 0 || Math.max(...cand.map(c => c.end)) > until) break
     placed.push(...cand)
     const end = Math.max(...cand.map(c => c.end))
     // Half the time the next scenario starts while this one is still going.
