@@ -9,7 +9,7 @@ const N = 10000
 
 /** Does every node hold exactly `expected` for the names it lists (and all of them)? */
 async function agree (nodes: CountdNode[], expected: Map<string, number>): Promise<boolean> {
-  const lists = await Promise.all(nodes.map(async n => await getJson(`${n.url}/counters`) as Array<{ name: string, value: number | string }>))
+  const lists = await Promise.all(nodes.map(async n => await allCounters(n.url)))
   for (const list of lists) {
     let found = 0
     for (const { name, value } of list) {
@@ -21,6 +21,18 @@ async function agree (nodes: CountdNode[], expected: Map<string, number>): Promi
     if (found !== expected.size) return false
   }
   return true
+}
+
+/** Every counter of a node, walking the pages of GET /counters. */
+async function allCounters (url: string): Promise<Array<{ name: string, value: number | string }>> {
+  const all: Array<{ name: string, value: number | string }> = []
+  let after: string | null = null
+  do {
+    const page = await getJson(`${url}/counters?limit=10000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`) as { counters: Array<{ name: string, value: number | string }>, next: string | null }
+    all.push(...page.counters)
+    after = page.next
+  } while (after !== null)
+  return all
 }
 
 /** Entries merged so far from peers (anti-entropy + gossip), NaN without the metrics. */
