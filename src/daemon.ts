@@ -10,6 +10,8 @@ import { Store } from './store/store.js'
 import { Replica } from './replica.js'
 import { ReplicaService } from './service.js'
 import { IdAgent } from './ids/agent.js'
+import { startRespServer, type RunningServer } from './api/resp/server.js'
+import { startGrpcServer } from './api/grpc/server.js'
 import { systemClock } from './ids/clock.js'
 import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
@@ -37,6 +39,7 @@ export class Daemon {
     private readonly network: Network,
     private readonly server: Server,
     private readonly ids: IdAgent,
+    private readonly listeners: RunningServer[],
     private readonly log: Logger
   ) {}
 
@@ -99,7 +102,20 @@ export class Daemon {
       // Give the first sync a moment, so a node that is ready also accepts writes.
       if (!await replica.gate.whenWritable(READY_JOIN_WAIT_MS)) log.warn({ peers: cfg.peers }, 'not joined to any member yet: increments wait for the first sync')
       await ids.start()
-      const daemon = new Daemon(replica, store, network, server, ids, log)
+      // The Redis-protocol and gRPC front ends: the same service, the same live token.
+      const token = (): string | undefined => apiSettings.apiToken
+      const consistentTimeoutMs = cfg.consistentTimeoutSec * 1000
+      const listeners: RunningServer[] = []
+      try {
+        if (cfg.resp !== undefined) listeners.push(await startRespServer(service, { ...cfg.resp, token, log, consistentTimeoutMs }))
+        if (cfg.grpc !== undefined) listeners.push(await startGrpcServer(service, { ...cfg.grpc, token, log, consistentTimeoutMs }))
+      } catch (err: any) {
+        for (const l of listeners) await l.close().catch(() => {})
+        server.close()
+        const where = cfg.resp !== undefined && listeners.length === 0 ? `Redis address ${cfg.resp.host}:${cfg.resp.port}` : `gRPC address ${cfg.grpc?.host ?? ''}:${cfg.grpc?.port ?? ''}`
+        throw /EADDRINUSE|address already in use/i.test(`${String(err.code)} ${String(err.message)}`) ? new StartupError(`${where} is already in use`) : new StartupError(`cannot listen on ${where}: ${String(err.message)}`)
+      }
+      const daemon = new Daemon(replica, store, network, server, ids, listeners, log)
       daemon.sweeper = setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
       }, IDEMPOTENCY_SWEEP_MS).unref()
@@ -107,6 +123,8 @@ export class Daemon {
         peerId: replica.id,
         http: `http://${cfg.httpHost}:${cfg.httpPort}`,
         listen: network.listenAddrs(),
+        ...(cfg.resp !== undefined ? { resp: `${cfg.resp.host}:${cfg.resp.port}` } : {}),
+        ...(cfg.grpc !== undefined ? { grpc: `${cfg.grpc.host}:${cfg.grpc.port}` } : {}),
         counters: replica.counters.keys,
         members: replica.members.size
       }, 'ready')
@@ -133,6 +151,7 @@ export class Daemon {
     // Requests in flight finish (their increments are already queued for commit).
     await Promise.race([closed, sleep(1500)])
     this.server.closeAllConnections()
+    await Promise.race([Promise.all(this.listeners.map(async l => await l.close())), sleep(1000)]).catch(() => {})
     await Promise.race([this.network.stop(), sleep(1500)]).catch(() => {})
     // A snapshot of the in-memory state makes the next start fast; without
     // one (a crash, a failing disk) the next start replays every entry.

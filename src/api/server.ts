@@ -2,7 +2,7 @@
 // (src/api/routes/*), matched exactly (router.ts), and documented from the
 // same declarations (openapi.ts). See README "HTTP API".
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { tokenMatches } from './auth.js'
 import type { ApiDeps } from './deps.js'
 import type { RouteDecl } from './route.js'
 import { json } from './route.js'
@@ -49,7 +49,7 @@ function authorized (d: ApiDeps, req: IncomingMessage): boolean {
   const token = d.settings.apiToken
   if (token === undefined) return true
   const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
-  return m !== null && timingSafeEqual(createHash('sha256').update(m[1]).digest(), createHash('sha256').update(token).digest())
+  return m !== null && tokenMatches(token, m[1])
 }
 
 async function dispatch (router: Router, d: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -8,7 +8,8 @@ import * as protoLoader from '@grpc/proto-loader'
 import type { Logger } from 'pino'
 import type { CountdService, ItemRef } from '../../service.js'
 import { BadInputError, CountdError } from '../../errors.js'
-import { checkName, checkIncrement, checkItemId, tokenCheck, MAX_ITEMS, MAX_IDS } from '../resp/input.js'
+import { checkName, checkIncrement, checkItemId, MAX_ITEMS, MAX_IDS } from '../resp/input.js'
+import { liveTokenCheck } from '../auth.js'
 import { commandMeter } from '../resp/meter.js'
 
 export const PROTO_PATH = fileURLToPath(new URL('../../../../proto/countd/v1/countd.proto', import.meta.url))
@@ -19,7 +20,8 @@ export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Str
 export interface GrpcServerOptions {
   host: string
   port: number
-  token?: string
+  /** The API token (read at each call, so SIGHUP changes apply). */
+  token?: string | (() => string | undefined)
   log: Logger
   /** Consistent reads without their own timeout (default 5 s). */
   consistentTimeoutMs?: number
@@ -113,8 +115,9 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
   const meter = commandMeter('grpc')
   const pkg = loadCountdPackage() as any
   const definition = pkg.countd.v1.Countd.service as grpc.ServiceDefinition
-  const check = opts.token !== undefined ? tokenCheck(opts.token) : undefined
+  const checkNow = liveTokenCheck(typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined)
   const authorized = (md: grpc.Metadata): boolean => {
+    const check = checkNow()
     if (check === undefined) return true
     const m = /^Bearer (.+)$/.exec(String(md.get('authorization')[0] ?? ''))
     return m !== null && check(m[1])

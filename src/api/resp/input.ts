@@ -2,7 +2,6 @@
 // as the HTTP API (SPEC §2, §5), applied before anything reaches the service
 // so bad input never changes state. Counter names and increments reuse
 // src/validate.ts; the item-id rule lives here until src/validate.ts has one.
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { isValidName, parseIncrement } from '../../validate.js'
 import { BadInputError } from '../../errors.js'
 
@@ -43,8 +42,3 @@ export function utf8 (b: Buffer): string {
   }
 }
 
-/** Constant-time token comparison (hashing first makes lengths equal). */
-export function tokenCheck (token: string): (given: string) => boolean {
-  const want = createHash('sha256').update(token).digest()
-  return given => timingSafeEqual(createHash('sha256').update(given).digest(), want)
-}

@@ -10,14 +10,15 @@ import type { Logger } from 'pino'
 import type { CountdService } from '../../service.js'
 import { commands, refusal, errorOf, err, RespError, type Session, type CommandContext } from './commands.js'
 import { errorReply, type Reply } from './reply.js'
-import { tokenCheck } from './input.js'
+import { liveTokenCheck } from '../auth.js'
 import { commandMeter, type Meter } from './meter.js'
 
 export interface RespServerOptions {
   host: string
   port: number
   /** When set, clients must AUTH with it (any username but "default" is refused, as in Redis). */
-  token?: string
+  /** The API token (read at each use, so SIGHUP changes apply); no token = no AUTH needed. */
+  token?: string | (() => string | undefined)
   log: Logger
   /** Timeout of COUNTD.CONSISTENT without its own (default 5 s). */
   consistentTimeoutMs?: number
@@ -296,9 +297,10 @@ class Connection {
 }
 
 export async function startRespServer (service: CountdService, opts: RespServerOptions): Promise<RunningServer> {
+  const tokenCheckNow = liveTokenCheck(typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined)
   const ctx: CommandContext = {
     service,
-    checkToken: opts.token !== undefined ? tokenCheck(opts.token) : undefined,
+    get checkToken () { return tokenCheckNow() },
     consistentTimeoutMs: opts.consistentTimeoutMs ?? 5000
   }
   const meter = commandMeter('resp')
