@@ -18,7 +18,7 @@ import { makePlan, NEMESES } from '../scripts/chaos/nemesis.js'
  * The workloads the short run uses. Items and IDs need server support
  * (issues 10 and 11): once it is merged, add 'items' and 'ids' here.
  */
-const CHAOS_TEST_WORKLOADS: Workload[] = ['counters']
+const CHAOS_TEST_WORKLOADS: Workload[] = ['counters', 'items', 'ids']
 
 const T0 = Date.UTC(2026, 5, 1)
 

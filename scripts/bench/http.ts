@@ -128,3 +128,22 @@ export async function itemIngest (ctx: Ctx): Promise<SectionResult> {
     raw: pairs
   }
 }
+
+export async function idSection (ctx: Ctx): Promise<SectionResult> {
+  const durationSec = ctx.quick ? 3 : 10
+  const single = await compare(ctx, 's8', () => ({ kind: 'get', path: '/ids/next' }), 1, durationSec)
+  const batch = await compare(ctx, 's8b', () => ({ kind: 'get', path: '/ids?count=10000' }), 10000, durationSec)
+  const S = '8 IDs'
+  const rows: Row[] = [
+    { section: S, metric: 'countd GET /ids/next req/s', value: median(pick(single.pairs, 'countd', r => r.rps)), unit: 'req/s', runs: pick(single.pairs, 'countd', r => r.rps) },
+    { section: S, metric: 'baseline GET /ids/next req/s (a counter in memory)', value: median(pick(single.pairs, 'baseline', r => r.rps)), unit: 'req/s' },
+    { section: S, metric: 'ratio countd / baseline, /ids/next (per run)', value: median(single.pairs.map(p => p.ratio)), unit: 'ratio', target: { op: '>=', value: 0.9 }, runs: single.pairs.map(p => p.ratio) },
+    { section: S, metric: 'countd IDs/s with GET /ids?count=10000', value: median(pick(batch.pairs, 'countd', r => r.rps * 10000)), unit: 'id/s', target: { op: '>=', value: 2000000 }, runs: pick(batch.pairs, 'countd', r => r.rps * 10000) }
+  ]
+  return {
+    id: 8,
+    title: 'IDs',
+    method: `autocannon, ${CONNECTIONS} connections, ${durationSec} s per measurement: GET /ids/next (one ID as text) against the baseline server's in-memory counter, and GET /ids?count=10000 (JSON of decimal strings) on countd alone (the layout allows 4,096 IDs per ms per node).`,
+    rows
+  }
+}

@@ -3,7 +3,8 @@
 //
 //   --quick     shorter runs, fewer repeats, 100k names in section 5 (< 3 min on 2 cores)
 //   --only L    comma-separated sections: 1 HTTP inc, 2 replication lag, 3 partition heal,
-//               4 bytes per increment, 5 scale, 6 batch increments, 7 item ingest
+//               4 bytes per increment, 5 scale, 6 batch increments, 7 item ingest, 8 IDs,
+//               9 Redis protocol vs redis-server
 //   --repeats N runs per figure (default 5, quick 3); figures are medians over runs
 //   --out DIR   where results.json and latency.svg go (default: bench/ in the repo)
 //   --profile   run countd under --cpu-prof and print a self-time summary per process
@@ -17,7 +18,8 @@ import { cpus, loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { repoRoot, countdBin } from '../cluster.js'
 import { convergence } from './convergence.js'
-import { batchIncrements, singleIncrements, itemIngest } from './http.js'
+import { batchIncrements, singleIncrements, itemIngest, idSection } from './http.js'
+import { redisSection } from './redis.js'
 import { LoadGen } from './procs.js'
 import { formatSummary, summarize } from './profile.js'
 import { replicationLag, wireBytes } from './replication.js'
@@ -34,7 +36,9 @@ const SECTIONS: Record<number, { name: string, run: (ctx: Ctx) => Promise<Sectio
   4: { name: 'bytes per increment', run: wireBytes, quickRepeats: 2 },
   5: { name: 'scale', run: scale, quickRepeats: 2 },
   6: { name: 'batch increments', run: batchIncrements, quickRepeats: 3 },
-  7: { name: 'item ingest', run: itemIngest, quickRepeats: 3 }
+  7: { name: 'item ingest', run: itemIngest, quickRepeats: 3 },
+  8: { name: 'IDs', run: idSection, quickRepeats: 3 },
+  9: { name: 'Redis protocol vs redis-server', run: redisSection, quickRepeats: 2 }
 }
 
 interface Options { quick: boolean, only: number[], repeats?: number, out: string, profile: boolean }

@@ -7,6 +7,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Ctx, Row, SectionResult } from './types.js'
+import { makeNode, median, portBlock, progress, removeDir, stopNode, tempDir } from './util.js'
 
 export interface RedisBenchRow { test: string, redis: number, countd: number, ratio: number }
 
@@ -73,4 +75,40 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log('| test | Redis (appendfsync always) req/s | countd req/s | countd / Redis |')
   console.log('|---|---:|---:|---:|')
   for (const r of rows) console.log(`| ${r.test} | ${Math.round(r.redis)} | ${Math.round(r.countd)} | ${r.ratio.toFixed(2)} |`)
+}
+
+/** Bench section 9: countd's Redis protocol (one node, durable acks) against redis-server with appendfsync always. */
+export async function redisSection (ctx: Ctx): Promise<SectionResult> {
+  const dir = tempDir('s9')
+  const port = await portBlock(1)
+  const node = await makeNode('r1', join(dir, 'r1'), [], ['--resp', `127.0.0.1:${port}`])
+  const S = '9 Redis protocol'
+  try {
+    await node.start()
+    const runs: RedisBenchRow[][] = []
+    for (let r = 0; r < ctx.repeats; r++) {
+      progress(`run ${r + 1}/${ctx.repeats}: redis-benchmark against redis-server and countd`)
+      runs.push(await redisComparison(`redis://127.0.0.1:${port}`, ctx.quick ? 10000 : 50000))
+    }
+    const rows: Row[] = []
+    for (let t = 0; t < runs[0].length; t++) {
+      const test = runs[0][t].test
+      const countd = runs.map(r => r[t].countd)
+      const redis = runs.map(r => r[t].redis)
+      const ratio = runs.map(r => r[t].ratio)
+      const pipelined = test.includes('-P 16')
+      rows.push({ section: S, metric: `countd ${test}`, value: median(countd), unit: 'req/s', runs: countd, ...(pipelined ? { target: { op: '>=', value: 300000 } } : {}) })
+      rows.push({ section: S, metric: `  redis-server ${test}`, value: median(redis), unit: 'req/s', runs: redis })
+      rows.push({ section: S, metric: `  ratio countd / Redis, ${test}`, value: median(ratio), unit: 'ratio', runs: ratio, ...(pipelined ? {} : { target: { op: '>=', value: 0.5 } }) })
+    }
+    return {
+      id: 9,
+      title: 'Redis protocol vs redis-server',
+      method: 'redis-benchmark -c 50 (-P 16 where noted) with random keys/members (-r 1000000) against Debian\'s redis-server (--appendonly yes --appendfsync always: durable acks, like countd) and one countd node (--resp), back to back in each run; key names use "." since countd names do not allow ":".',
+      rows
+    }
+  } finally {
+    await stopNode(node)
+    removeDir(dir)
+  }
 }

@@ -158,9 +158,9 @@ export async function stopCluster (c: Cluster): Promise<void> {
 }
 
 /** A single countd node (not joined to anything unless `peers`). */
-export async function makeNode (name: string, dataDir: string, peers: string[] = []): Promise<CountdNode> {
+export async function makeNode (name: string, dataDir: string, peers: string[] = [], args: string[] = []): Promise<CountdNode> {
   const base = await portBlock(2)
-  return trackNode(new CountdNode({ name, dataDir, httpPort: base, p2pPort: base + 1, peers, logLevel: 'info', env: { ...countdEnv }, wrap: countdWrap }))
+  return trackNode(new CountdNode({ name, dataDir, httpPort: base, p2pPort: base + 1, peers, args, logLevel: 'info', env: { ...countdEnv }, wrap: countdWrap }))
 }
 
 export async function stopNode (n: CountdNode): Promise<void> {

@@ -19,7 +19,7 @@ import { renderSvg, samplesFrom } from './svg.js'
 import { CountersWorkload, IdsWorkload, ItemsWorkload, type RunContext, type WorkloadRunner } from './workloads.js'
 
 /** The workloads a run uses unless --workload says otherwise (the server must support them). */
-const DEFAULT_WORKLOADS: Workload[] = ['counters']
+const DEFAULT_WORKLOADS: Workload[] = ['counters', 'items', 'ids']
 
 /** Every node runs with a token: its HTTP API listens beyond loopback (SPEC §1 safe by default). */
 const API_TOKEN = 'chaos-harness-token-0123456789abcdef'
