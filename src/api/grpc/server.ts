@@ -5,11 +5,11 @@
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import type { Logger } from 'pino'
 import type { CountdService, ItemRef } from '../../service.js'
 import { BadInputError, CountdError } from '../../errors.js'
 import { checkName, checkIncrement, checkItemId, MAX_ITEMS, MAX_IDS } from '../resp/input.js'
 import { liveTokenCheck } from '../auth.js'
+import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
 import { commandMeter } from '../resp/meter.js'
 
 export const PROTO_PATH = fileURLToPath(new URL('../../../../proto/countd/v1/countd.proto', import.meta.url))
@@ -17,21 +17,8 @@ export const PROTO_PATH = fileURLToPath(new URL('../../../../proto/countd/v1/cou
 /** How the proto is loaded, by the server and by clients that want the same shapes (uint64 as decimal strings). */
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true }
 
-export interface GrpcServerOptions {
-  host: string
-  port: number
-  /** The API token (read at each call, so SIGHUP changes apply). */
-  token?: string | (() => string | undefined)
-  log: Logger
-  /** Consistent reads without their own timeout (default 5 s). */
-  consistentTimeoutMs?: number
-}
-
-export interface RunningServer {
-  address: string
-  port: number
-  close: () => Promise<void>
-}
+export type GrpcServerOptions = ListenerOptions
+export type { RunningServer }
 
 const MAX_TIMEOUT_MS = 300000
 
@@ -115,7 +102,7 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
   const meter = commandMeter('grpc')
   const pkg = loadCountdPackage() as any
   const definition = pkg.countd.v1.Countd.service as grpc.ServiceDefinition
-  const checkNow = liveTokenCheck(typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined)
+  const checkNow = liveTokenCheck(tokenGetter(opts.token))
   const authorized = (md: grpc.Metadata): boolean => {
     const check = checkNow()
     if (check === undefined) return true

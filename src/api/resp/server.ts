@@ -11,25 +11,11 @@ import type { CountdService } from '../../service.js'
 import { commands, refusal, errorOf, err, RespError, type Session, type CommandContext } from './commands.js'
 import { errorReply, type Reply } from './reply.js'
 import { liveTokenCheck } from '../auth.js'
+import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
 import { commandMeter, type Meter } from './meter.js'
 
-export interface RespServerOptions {
-  host: string
-  port: number
-  /** When set, clients must AUTH with it (any username but "default" is refused, as in Redis). */
-  /** The API token (read at each use, so SIGHUP changes apply); no token = no AUTH needed. */
-  token?: string | (() => string | undefined)
-  log: Logger
-  /** Timeout of COUNTD.CONSISTENT without its own (default 5 s). */
-  consistentTimeoutMs?: number
-}
-
-export interface RunningServer {
-  /** host:port actually bound (port 0 picks one). */
-  address: string
-  port: number
-  close: () => Promise<void>
-}
+export type RespServerOptions = ListenerOptions
+export type { RunningServer }
 
 /** A command (or inline line) bigger than this closes the connection, as Redis' query buffer limit does. */
 const MAX_COMMAND_BYTES = 8 * 1024 * 1024
@@ -297,7 +283,7 @@ class Connection {
 }
 
 export async function startRespServer (service: CountdService, opts: RespServerOptions): Promise<RunningServer> {
-  const tokenCheckNow = liveTokenCheck(typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined)
+  const tokenCheckNow = liveTokenCheck(tokenGetter(opts.token))
   const ctx: CommandContext = {
     service,
     get checkToken () { return tokenCheckNow() },
