@@ -26,7 +26,12 @@ export function ensureRedis (log: (s: string) => void = console.log): void {
 
 /** redis-benchmark's requests per second for one custom command. */
 function benchmark (host: string, port: number, n: number, pipeline: number, command: string[]): number {
-  const out = execFileSync('redis-benchmark', ['-h', host, '-p', String(port), '-c', '50', '-n', String(n), '-P', String(pipeline), '-r', '1000000', '-q', '--csv', ...command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  let out: string
+  try {
+    out = execFileSync('redis-benchmark', ['-h', host, '-p', String(port), '-c', '50', '-n', String(n), '-P', String(pipeline), '-r', '1000000', '-q', '--csv', ...command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120000 })
+  } catch (err: any) {
+    throw new Error(`redis-benchmark against ${host}:${port} failed (${String(err.status ?? err.signal)}): ${String(err.stderr ?? '').trim().slice(0, 300)}`)
+  }
   // --csv: "test","rps",...
   const line = out.trim().split('\n').filter(l => !l.startsWith('"test"')).pop() ?? ''
   return Number(line.split(',')[1]?.replace(/"/g, ''))
@@ -62,7 +67,10 @@ export async function redisComparison (countdUrl: string, requests = 20000): Pro
       rows.push({ test, redis, countd, ratio: countd / redis })
     }
   } finally {
+    // Wait for the exit: the next run starts another redis-server on this port.
+    const exited = new Promise(resolve => proc.once('exit', resolve))
     proc.kill()
+    await exited
     rmSync(dir, { recursive: true, force: true })
   }
   return rows
