@@ -8,12 +8,24 @@ import { Listeners } from './util/listeners.js'
 export type Member = MemberRecord
 
 /**
- * Retired by an operator (DELETE /members/:id) and not seen since: no longer
- * needed for consistent reads. Both times only grow, so the rule merges the
- * same way on every node whatever order the news arrives in.
+ * A retired member counts again only when seen this long after its
+ * retirement. Sightings are stamped when an event is processed, and a busy
+ * node can process a dead member's last gossip message or hello seconds
+ * late: without the grace that stale sighting would bring the member back,
+ * and every consistent read would then wait for a node that no longer
+ * exists (found by the chaos harness under CPU load, issue 15).
+ */
+export const RETIRE_GRACE_MS = 30000
+
+/**
+ * Retired by an operator (DELETE /members/:id) and not seen since (beyond
+ * the grace): no longer needed for consistent reads. Both times only grow,
+ * so the rule merges the same way on every node whatever order the news
+ * arrives in.
  */
 export function isRetired (m: Member): boolean {
-  return (m.retiredAt ?? 0) > m.lastSeen
+  const retiredAt = m.retiredAt ?? 0
+  return retiredAt > 0 && m.lastSeen < retiredAt + RETIRE_GRACE_MS
 }
 
 /** Persist a member's last-seen time at most this often: it is advisory. */

@@ -104,7 +104,13 @@ abstract class GrowingWorkload implements WorkloadRunner {
     const invokeMs = this.ctx.now()
     const r = await request(this.ctx, node, this.consistentPath(key, timeoutSec), {}, timeoutSec * 1000 + 2000)
     const ok = !('error' in r) && r.status === 200
-    this.ctx.record({ op: this.consistentKind, node: nodeNo(this.ctx, node), invokeMs, completeMs: this.ctx.now(), result: ok ? 'ok' : 'error' in r ? 'info' : 'fail', key, ...(ok ? { answer: this.parse(r.text) } : {}), ...('status' in r ? { status: r.status } : {}), ...(final ? { final } : {}) })
+    if (!ok && final) {
+      // For the post-mortem: what this node thinks of its members and peers.
+      const status = await request(this.ctx, node, '/status', {}, 3000)
+      const members = await request(this.ctx, node, '/members?limit=100', {}, 3000)
+      process.stderr.write(`[chaos] final consistent read on ${node.name} failed: ${'text' in r ? r.text.slice(0, 300) : String((r as any).error)}\n  status: ${'text' in status ? status.text.slice(0, 1500) : ''}\n  members: ${'text' in members ? members.text.slice(0, 3000) : ''}\n`)
+    }
+    this.ctx.record({ op: this.consistentKind, node: nodeNo(this.ctx, node), invokeMs, completeMs: this.ctx.now(), result: ok ? 'ok' : 'error' in r ? 'info' : 'fail', key, ...(ok ? { answer: this.parse(r.text) } : {}), ...('status' in r ? { status: r.status } : {}), ...(!ok && 'text' in r ? { error: r.text.slice(0, 500) } : {}), ...(final ? { final } : {}) })
   }
 
   async consistentReader (): Promise<void> {

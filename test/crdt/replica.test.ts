@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Store } from '../../src/store/store.js'
 import { Replica, isRetired, type Member, type Entry } from '../../src/replica.js'
+import { RETIRE_GRACE_MS } from '../../src/membership.js'
 import { counterEntryHash } from '../../src/crdt/gcounter.js'
 
 /** A counter entry. */
@@ -154,11 +155,13 @@ describe('Replica (with a real Store)', function () {
   })
 
   describe('retire / isRetired', () => {
-    it('isRetired compares retiredAt with lastSeen', () => {
+    it('isRetired: retired until seen more than RETIRE_GRACE_MS after the retirement', () => {
       assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10 }), false)
       assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10, retiredAt: 11 }), true)
-      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 10, retiredAt: 10 }), false)
-      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 12, retiredAt: 11 }), false)
+      // A sighting processed late (seconds after the retirement) does not bring it back.
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 5000, retiredAt: 11 }), true)
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 11 + RETIRE_GRACE_MS - 1, retiredAt: 11 }), true)
+      assert.equal(isRetired({ id: 'a', addrs: [], lastSeen: 11 + RETIRE_GRACE_MS, retiredAt: 11 }), false)
     })
 
     it('retires a known member but never self or an unknown id; counts stay', async () => {
@@ -185,10 +188,12 @@ describe('Replica (with a real Store)', function () {
       r.members.merge({ id: 'p1', addrs: [], lastSeen: 1500 })
       assert.ok(isRetired(r.members.get('p1')!), 'an older sighting does not un-retire')
       r.members.merge({ id: 'p1', addrs: [], lastSeen: 3000 })
+      assert.ok(isRetired(r.members.get('p1')!), 'seen within the grace: still retired')
+      r.members.merge({ id: 'p1', addrs: [], lastSeen: 2000 + RETIRE_GRACE_MS })
       assert.ok(!isRetired(r.members.get('p1')!))
-      r.members.merge({ id: 'p1', addrs: [], lastSeen: 0, retiredAt: 4000 })
+      r.members.merge({ id: 'p1', addrs: [], lastSeen: 0, retiredAt: 4000 + RETIRE_GRACE_MS })
       assert.ok(isRetired(r.members.get('p1')!))
-      assert.equal(r.members.get('p1')!.retiredAt, 4000)
+      assert.equal(r.members.get('p1')!.retiredAt, 4000 + RETIRE_GRACE_MS)
     })
 
     it('retirement survives a restart', async () => {
