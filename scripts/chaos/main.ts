@@ -187,7 +187,10 @@ class Run {
       if (this.paused.has(n)) { n.resume(); this.paused.delete(n); changed = true }
       if (!n.running) {
         changed = true
-        try { await n.start() } catch (err: any) { this.harnessProblems.push(`restart of ${n.name} after the faults failed: ${String(err.message).split('\n')[0]}`) }
+        try { await n.start() } catch (err: any) {
+          this.harnessProblems.push(`restart of ${n.name} after the faults failed: ${String(err.message).split('\n')[0]}`)
+          process.stderr.write(`[chaos] ${String(err.message).slice(0, 2000)}\n`)
+        }
       }
     }
     return changed

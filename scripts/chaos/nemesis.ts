@@ -268,6 +268,8 @@ export async function execute (plan: Plan, target: FaultTarget, log: (msg: strin
         await apply(step, fault, target, log)
       } catch (err: any) {
         problems.push(`nemesis ${step.action} ${step.nodes.join(',')} failed: ${String(err.message).split('\n')[0]}`)
+        // The node's own last words (its stderr is in the message) for the post-mortem.
+        process.stderr.write(`[chaos] ${String(err.message).slice(0, 2000)}\n`)
       }
       if (step.role === 'begin' || step.role === 'both') fault.start = target.now()
       if (step.role === 'both' || (step.role === 'end' && step.action !== 'heal')) fault.end = target.now()
