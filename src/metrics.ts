@@ -58,3 +58,6 @@ export const metrics = {
   protocolCommands: new Counter({ name: 'countd_protocol_commands_total', help: 'Redis-protocol and gRPC commands by protocol, command and outcome (ok or an error code)', labelNames: ['protocol', 'command', 'outcome'] as const, registers: [registry] }),
   protocolLatency: new Histogram({ name: 'countd_protocol_command_duration_seconds', help: 'Redis-protocol and gRPC command latency (receipt to reply ready) by protocol', labelNames: ['protocol'] as const, buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] })
 }
+
+// No node slot until the ID agent has a confirmed one.
+metrics.idSlot.set(-1)

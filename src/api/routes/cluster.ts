@@ -93,6 +93,9 @@ export function clusterRoutes (d: ApiDeps): RouteDecl[] {
     handle: async ctx => {
       metrics.counters.set(d.replica.counters.keys)
       metrics.members.set(d.replica.members.size)
+      metrics.tenants.set(d.replica.items.keys)
+      metrics.items.set(d.replica.items.items)
+      metrics.itemIndexBytes.set(d.replica.items.index.bytes)
       const body = await renderMetrics()
       ctx.res.writeHead(200, { 'Content-Type': registry.contentType })
       ctx.res.end(body)
