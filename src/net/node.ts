@@ -27,7 +27,15 @@ export async function createNode (privateKey: PrivateKey, listen: string[], swar
     connectionManager: {
       // Members are few and all wanted: never prune them for being many.
       maxConnections: 1000,
-      dialTimeout: 3000
+      dialTimeout: 3000,
+      // After a heal or a pause every member redials at once and consistent
+      // reads race fresh connections: libp2p's defaults (5 inbound
+      // connections a second per host, 10 pending upgrades, 10 s upgrade
+      // timeout) then refused a peer's reconnection for as long as it kept
+      // retrying (chaos under CPU load, issue 15).
+      inboundConnectionThreshold: 100,
+      maxIncomingPendingConnections: 100,
+      inboundUpgradeTimeout: 5000
     },
     connectionMonitor: {
       // Detect dead links (pauses, partitions) quickly so redial kicks in.
