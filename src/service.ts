@@ -32,10 +32,8 @@ export interface CountdService {
 import type { Replica } from './replica.js'
 import { counterKind } from './crdt/gcounter.js'
 import { UnreachableError, NotJoinedError, BadInputError } from './errors.js'
-import { isValidItemId, isValidTenant } from './validate.js'
+import { isValidItemId, isValidTenant, MAX_ITEMS, MAX_IDS } from './validate.js'
 
-/** Items per POST /items (SADD, AddItems) request. */
-export const MAX_ITEMS = 10000
 
 function checkTenant (tenant: unknown): string {
   if (typeof tenant !== 'string' || !isValidTenant(tenant)) throw new BadInputError('tenant must be 1-200 characters of A-Z a-z 0-9 . _ ~ -')
@@ -64,8 +62,6 @@ export interface ClusterReads {
 /** What IDs need: the node's ID agent (src/ids/agent.ts). */
 export interface IdSource { next: (count: number) => Promise<bigint[]> }
 
-/** IDs per request. */
-export const MAX_IDS = 10000
 
 export class ReplicaService implements CountdService {
   constructor (protected readonly replica: Replica, private readonly cluster: ClusterReads, private readonly ids: IdSource) {}

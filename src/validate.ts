@@ -1,11 +1,21 @@
 // Input rules shared by the HTTP API, the CLI and the wire codec.
 
 const NAME_RE = /^[A-Za-z0-9._~-]{1,200}$/
+/** A libp2p peer id in base58btc: the replica id. */
+const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
+/** Items per POST /items, SADD and AddItems. */
+export const MAX_ITEMS = 10000
+/** IDs per GET /ids and NextIds. */
+export const MAX_IDS = 10000
 const INT_RE = /^[0-9]{1,16}$/
 export const MAX_INCREMENT = BigInt(Number.MAX_SAFE_INTEGER)
 
 export function isValidName (name: string): boolean {
   return NAME_RE.test(name)
+}
+
+export function isReplicaId (id: string): boolean {
+  return REPLICA_ID_RE.test(id)
 }
 
 /**

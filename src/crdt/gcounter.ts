@@ -91,9 +91,8 @@ export class GCounter {
 import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
+import { isValidName, isReplicaId } from '../validate.js'
 
-const COUNTER_NAME_RE = /^[A-Za-z0-9._~-]{1,200}$/
-const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
 
 /** Every counter of a replica: name -> G-Counter. */
 export class CounterSet implements DatasetState {
@@ -154,8 +153,8 @@ export function counterEntryHash (name: string, replica: string, count: bigint):
 export const counterKind: DatasetKind<CounterSet> = {
   tag: 'c',
   name: 'counters',
-  isKey: name => COUNTER_NAME_RE.test(name),
-  isSub: replica => REPLICA_ID_RE.test(replica),
+  isKey: isValidName,
+  isSub: isReplicaId,
   isValue: count => count > 0n,
   ownerOf: (_name, replica) => replica,
   subIsOrigin: true,

@@ -12,9 +12,9 @@
 import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
+import { isReplicaId } from '../validate.js'
 
 export const SLOT_COUNT = 1024
-const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
 
 export function slotSub (claimant: string, confirmer: string): string { return `${claimant}/${confirmer}` }
 
@@ -51,7 +51,7 @@ export const slotKind: DatasetKind<SlotClaims> = {
   isKey: slot => /^(0|[1-9][0-9]{0,3})$/.test(slot) && Number(slot) < SLOT_COUNT,
   isSub: sub => {
     const { claimant, confirmer } = splitSub(sub)
-    return REPLICA_ID_RE.test(claimant) && REPLICA_ID_RE.test(confirmer)
+    return isReplicaId(claimant) && isReplicaId(confirmer)
   },
   isValue: v => v > 0n && v < 2n ** 53n,
   ownerOf: (_slot, sub) => splitSub(sub).confirmer,

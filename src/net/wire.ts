@@ -33,6 +33,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import type { DatasetKind, Entry } from '../crdt/dataset.js'
 import type { MemberRecord } from '../store/store.js'
+import { isReplicaId } from '../validate.js'
 
 export const WIRE_VERSION = 2
 export const SYNC_PROTOCOL = '/countd/sync/2'
@@ -56,10 +57,9 @@ export class ProtocolError extends Error {
 export type KindLookup = (tag: string) => DatasetKind | undefined
 
 const MAX_U64 = (1n << 64n) - 1n
-const REPLICA_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{20,128}$/
 
 export function checkReplicaId (v: unknown): string {
-  if (typeof v !== 'string' || !REPLICA_ID_RE.test(v)) throw new ProtocolError('bad replica id')
+  if (typeof v !== 'string' || !isReplicaId(v)) throw new ProtocolError('bad replica id')
   return v
 }
 

@@ -5,7 +5,8 @@
 import type { CountdService } from '../../service.js'
 import { BadInputError, CountdError } from '../../errors.js'
 import { OK, NIL, EMPTY_ARRAY, integer, bulk, bulkBytes, array, type Reply } from './reply.js'
-import { checkName, checkIncrement, checkItemId, isValidItemId, utf8, MAX_ITEMS } from './input.js'
+import { checkName, checkIncrement, checkItemId, utf8 } from './input.js'
+import { isValidItemId, MAX_ITEMS } from '../../validate.js'
 
 /** A refusal with a Redis error word ("ERR", "NOAUTH", ...) and metrics outcome. */
 export class RespError extends Error {

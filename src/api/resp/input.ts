@@ -1,15 +1,9 @@
 // Input rules the Redis-protocol and gRPC front ends share: the same rules
 // as the HTTP API (SPEC §2, §5), applied before anything reaches the service
-// so bad input never changes state. Counter names and increments reuse
-// src/validate.ts; the item-id rule lives here until src/validate.ts has one.
-import { isValidName, parseIncrement } from '../../validate.js'
+// so bad input never changes state. The rules themselves are src/validate.ts.
+import { isValidName, parseIncrement, isValidItemId } from '../../validate.js'
 import { BadInputError } from '../../errors.js'
 
-export const MAX_ITEMS = 10000
-export const MAX_IDS = 10000
-const ITEM_ID_MAX_BYTES = 256
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
 export function checkName (name: string, what = 'counter name'): string {
@@ -22,10 +16,6 @@ export function checkIncrement (v: unknown): bigint {
   const by = parseIncrement(v)
   if (by === undefined) throw new BadInputError('increment must be an integer from 1 to 9007199254740991 (counters only grow)')
   return by
-}
-
-export function isValidItemId (id: string): boolean {
-  return id.length > 0 && Buffer.byteLength(id) <= ITEM_ID_MAX_BYTES && !CONTROL_RE.test(id)
 }
 
 export function checkItemId (id: string): string {

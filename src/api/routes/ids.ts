@@ -4,8 +4,8 @@ import { type RouteDecl, text, json, error } from '../route.js'
 import { badRequest } from '../errors.js'
 import { sendJson, sendText } from '../reply.js'
 import { parseId, decodeId, idTime } from '../../ids/snowflake.js'
+import { MAX_IDS } from '../../validate.js'
 
-export const MAX_IDS = 10000
 const idString = { type: 'string', pattern: '^[0-9]{1,19}$' }
 const unavailable = error('IDs cannot be issued now (node slot not confirmed by every member, or the clock went back too far)')
 
