@@ -11,7 +11,7 @@ import type { DatasetKind, DatasetState, Entry } from './crdt/dataset.js'
 import { counterKind, type CounterSet } from './crdt/gcounter.js'
 import { itemKind, type ItemSets } from './crdt/gset.js'
 import { slotKind, type SlotClaims } from './crdt/slotclaims.js'
-import { DigestTree } from './crdt/digest.js'
+import { DigestTree, nodePrefix } from './crdt/digest.js'
 import { metrics } from './metrics.js'
 import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
@@ -160,7 +160,7 @@ export class Replica {
 
   /** Every entry of every dataset under the given digest-tree nodes at `depth`. */
   async entriesUnder (depth: number, nodes: number[]): Promise<Entry[]> {
-    const prefixes = nodes.map(n => depth === 0 ? '' : n.toString(16).padStart(depth, '0'))
+    const prefixes = nodes.map(n => nodePrefix(depth, n))
     const out: Entry[] = []
     for (const tag of this.kinds.keys()) {
       for (const e of await this.store.entriesUnder(tag, prefixes)) out.push(unplaced(e))

@@ -34,6 +34,7 @@ import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
+import { DEPTH, leafHex } from '../crdt/digest.js'
 import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
 export { DataDirLockedError }
 
@@ -65,8 +66,9 @@ interface Waiter {
   reject: (err: Error) => void
 }
 
-const LEAF_HEX = 5
-export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${e.leaf.toString(16).padStart(LEAF_HEX, '0')}/${e.key}/${e.sub}`
+/** Hex digits of a leaf in a key: one per digest-tree level. */
+const LEAF_HEX = DEPTH
+export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${leafHex(e.leaf)}/${e.key}/${e.sub}`
 const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
 const LAYOUT_KEY = 'meta/layout'
@@ -300,7 +302,7 @@ export class Store {
 
   /** Entries of one key (all its subs) when the dataset places a key in one leaf. */
   async entriesOfKey (tag: string, leaf: number, key: string): Promise<PlacedEntry[]> {
-    const prefix = `e/${tag}/${leaf.toString(16).padStart(LEAF_HEX, '0')}/${key}/`
+    const prefix = `e/${tag}/${leafHex(leaf)}/${key}/`
     const out: PlacedEntry[] = []
     for await (const [k, value] of this.db.iterator({ gte: prefix, lt: `${prefix}\uffff` })) out.push(parseEntryKey(k, value))
     return out
