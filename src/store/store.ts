@@ -300,18 +300,6 @@ export class Store {
     return out
   }
 
-  /** Entries of one key (all its subs) when the dataset places a key in one leaf. */
-  async entriesOfKey (tag: string, leaf: number, key: string): Promise<PlacedEntry[]> {
-    const prefix = `e/${tag}/${leafHex(leaf)}/${key}/`
-    const out: PlacedEntry[] = []
-    for await (const [k, value] of this.db.iterator({ gte: prefix, lt: `${prefix}\uffff` })) out.push(parseEntryKey(k, value))
-    return out
-  }
-
-  async has (e: Omit<PlacedEntry, 'value'>): Promise<boolean> {
-    return await this.db.get(entryKey({ ...e, value: 0n })) !== undefined
-  }
-
   /** Persist with fsync (plus idempotency records and meta values, atomically); resolves once durable. */
   async writeDurable (entries: PlacedEntry[], records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<void> {
     const ops = entries.map(entryOp)
