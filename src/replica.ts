@@ -168,11 +168,9 @@ export class Replica {
     return out
   }
 
-  /** Every entry of one key of a dataset whose key sits in one leaf (counters, slots). */
+  /** Every entry of one key, for datasets that keep a key's entries together (DatasetState.subsOf). */
   entriesOfKey (tag: string, key: string): Entry[] {
-    if (tag === counterKind.tag) return this.entriesOf(key).map(([sub, value]) => ({ ds: tag, key, sub, value }))
-    if (tag === slotKind.tag) return [...this.slots.bySlot.get(Number(key)) ?? []].map(([sub, value]) => ({ ds: tag, key, sub, value }))
-    return []
+    return (this.states.get(tag)?.subsOf?.(key) ?? []).map(([sub, value]) => ({ ds: tag, key, sub, value }))
   }
 
   /** Persist small values of this replica (ID lease, ...) with fsync, sharing group commits. */
@@ -204,11 +202,7 @@ export class Replica {
 
   value (name: string): bigint { return this.counters.value(name) }
 
-  entriesOf (name: string): Array<[string, bigint]> {
-    const out: Array<[string, bigint]> = []
-    this.counters.byName.get(name)?.forEach((count, replica) => out.push([replica, count]))
-    return out
-  }
+  entriesOf (name: string): Array<[string, bigint]> { return this.counters.subsOf(name) }
 
   async increment (name: string, by: bigint): Promise<bigint> {
     return (await this.incrementMany([[name, by]]))[0]

@@ -31,6 +31,12 @@ export interface DatasetState {
   apply: (key: string, sub: string, value: bigint) => bigint | undefined
   /** Number of distinct keys (counters, tenants, slots). */
   readonly keys: number
+  /**
+   * Every (sub, value) of one key, for datasets that keep a key's entries
+   * together (counters, slots): consistent reads fetch such a key from each
+   * member. Datasets without it (items) are read by a full exchange.
+   */
+  subsOf?: (key: string) => Array<[string, bigint]>
 }
 
 export interface DatasetKind<S extends DatasetState = DatasetState> {

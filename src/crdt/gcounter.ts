@@ -110,6 +110,12 @@ export class CounterSet implements DatasetState {
 
   value (name: string): bigint { return this.byName.get(name)?.value ?? 0n }
 
+  subsOf (name: string): Array<[string, bigint]> {
+    const out: Array<[string, bigint]> = []
+    this.byName.get(name)?.forEach((count, replica) => out.push([replica, count]))
+    return out
+  }
+
   apply (name: string, replica: string, count: bigint): bigint | undefined {
     let id = this.replicaIds.get(replica)
     if (id === undefined) {

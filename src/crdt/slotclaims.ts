@@ -33,6 +33,8 @@ export class SlotClaims implements DatasetState {
 
   get (slot: string, sub: string): bigint { return this.bySlot.get(Number(slot))?.get(sub) ?? 0n }
 
+  subsOf (slot: string): Array<[string, bigint]> { return [...this.bySlot.get(Number(slot)) ?? []] }
+
   apply (slot: string, sub: string, value: bigint): bigint | undefined {
     const n = Number(slot)
     let m = this.bySlot.get(n)
