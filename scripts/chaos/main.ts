@@ -264,8 +264,11 @@ class Run {
     this.stopping = true
     for (const n of this.nodes) n.resume()
     await Promise.all(this.nodes.map(async n => await n.kill('SIGKILL')))
-    net.cleanup()
-    net.unlock()
+    // A run refused by the lock must not tear down the namespaces of the run that holds it.
+    if (net.holdsLock()) {
+      net.cleanup()
+      net.unlock()
+    }
     if (!this.o.keep) rmSync(this.dir, { recursive: true, force: true })
   }
 }

@@ -57,6 +57,11 @@ export function cleanup (): void {
 
 const LOCK = '/tmp/countd-chaos.lock'
 
+/** Whether this process holds the lock (only then may it tear the namespaces down). */
+export const holdsLock = (): boolean => {
+  try { return Number(readFileSync(LOCK, 'utf8')) === process.pid } catch { return false }
+}
+
 /** One run at a time: two runs would delete each other's namespaces. */
 export function lock (): void {
   try {
@@ -71,7 +76,7 @@ export function lock (): void {
 }
 
 export function unlock (): void {
-  quiet(() => { if (Number(readFileSync(LOCK, 'utf8')) === process.pid) rmSync(LOCK) })
+  if (holdsLock()) rmSync(LOCK, { force: true })
 }
 
 export function setup (nodes: number): void {

@@ -11,6 +11,7 @@
 //   meta/snapshot                       -> checksum of snapshot.bin after a clean stop (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
+//   w/<sequence as 16 hex>              -> journal record: JSON [key, value|null, ...] of one group commit
 // The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
 // the entries under any tree node are one key range: anti-entropy reads what
 // differs straight from LevelDB. Version 1 kept counters as c/<name>/<replica>;
@@ -18,10 +19,20 @@
 //
 // All writes go through a group writer: callers that arrive while a batch is
 // being written join the next batch, so N concurrent writers cost one LevelDB
-// write (and, for own writes, one fsync) instead of N. Own writes are synced
-// before they are acknowledged. Entries learned from peers and membership are
-// written without fsync: once LevelDB returns they are in the OS and survive a
-// killed process; after a machine crash they are fetched again from the cluster.
+// write (and, for own writes, one fsync) instead of N. Entries learned from
+// peers and membership are written without fsync: once LevelDB returns they
+// are in the OS and survive a killed process; after a machine crash they are
+// fetched again from the cluster.
+//
+// Own writes are acknowledged once their group commit is in the journal: ONE
+// synced LevelDB record (w/<seq>) holding every key of the group, however many
+// (a LevelDB write costs per key, so 5,000 keys synced took 23-88 ms and one
+// 60 KB record 2.5 ms). Right after, the group's keys are folded into their
+// own keys by the unsynced writer, in the same atomic batch that deletes the
+// record. Until that batch lands the keys are "unfolded": reads of the store
+// (entriesUnder, get) overlay them, so nothing acknowledged is ever invisible.
+// open() folds the records a killed process left; a store that recovers from a
+// failed write folds them again before it takes writes.
 //
 // A write that fails (disk full, I/O error) fails its batch and everything
 // queued behind it, and puts the store in a degraded state: writes fail fast
@@ -110,8 +121,8 @@ class GroupWriter {
   onBatch?: (size: number, ms: number) => void
 
   constructor (
-    private readonly db: Level<string, string>,
-    private readonly sync: boolean,
+    /** Writes one batch; a failure fails it and everything queued behind it. */
+    private readonly commit: (ops: BatchOp[]) => Promise<void>,
     /** Fails writes fast while the store is degraded; told of each failure. */
     private readonly health: StoreHealth
   ) {}
@@ -128,6 +139,12 @@ class GroupWriter {
   }
 
   get idle (): boolean { return !this.writing && this.waiters.length === 0 }
+
+  /** Resolves once everything queued so far has been written or has failed (never rejects, even when degraded). */
+  async settled (): Promise<void> {
+    if (this.idle) return
+    await new Promise<void>(resolve => this.waiters.push({ resolve, reject: () => resolve() }))
+  }
 
   private grows (key: string, value: bigint): boolean {
     for (const m of [this.queue, this.inFlight]) {
@@ -147,7 +164,7 @@ class GroupWriter {
         this.waiters = []
         const started = performance.now()
         try {
-          if (this.inFlight.size > 0) await this.db.batch([...this.inFlight.values()], { sync: this.sync })
+          if (this.inFlight.size > 0) await this.commit([...this.inFlight.values()])
         } catch (err: any) {
           // Writes queued behind a failed one may have been skipped in its
           // favour (a larger value was in it): they fail too.
@@ -218,11 +235,55 @@ export class Store {
   private readonly lazy: GroupWriter
   readonly health: StoreHealth
   private closed = false
+  /** Sequence number of the next journal record. */
+  private journalSeq = 0
+  /** Keys whose newest value is in a journal record but not yet in its own key (see the header). */
+  private readonly unfolded = new Map<string, BatchOp>()
 
   private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
-    this.durable = new GroupWriter(db, true, this.health)
-    this.lazy = new GroupWriter(db, false, this.health)
+    this.durable = new GroupWriter(async ops => { await this.journal(ops) }, this.health)
+    this.lazy = new GroupWriter(async ops => { await writeBatch(this.db, ops, false) }, this.health)
+  }
+
+  /** The durable writer's commit: one synced record, then the fold (not awaited). */
+  private async journal (ops: BatchOp[]): Promise<void> {
+    const key = `w/${(this.journalSeq++).toString(16).padStart(16, '0')}`
+    const record: Array<string | null> = []
+    for (const op of ops) record.push(op.key, op.type === 'put' ? op.value : null)
+    await this.db.put(key, JSON.stringify(record), { sync: true })
+    for (const op of ops) this.unfolded.set(op.key, op)
+    this.lazy.write([...ops, { type: 'del', key }]).then(() => {
+      for (const op of ops) if (this.unfolded.get(op.key) === op) this.unfolded.delete(op.key)
+    }, () => {
+      // The store is degraded now; recovery folds the record (foldJournal).
+    })
+  }
+
+  /**
+   * Fold every journal record into its keys, oldest first (each record's
+   * keys and its deletion in one synced batch). Runs at open and during
+   * recovery, when no other write can be in flight.
+   */
+  private async foldJournal (): Promise<void> {
+    for await (const [key, value] of this.db.iterator({ gt: 'w/', lt: 'w0' })) {
+      const record = JSON.parse(value) as Array<string | null>
+      const ops: BatchOp[] = [{ type: 'del', key }]
+      for (let i = 0; i < record.length; i += 2) {
+        const v = record[i + 1]
+        ops.push(v === null ? { type: 'del', key: record[i] as string } : { type: 'put', key: record[i] as string, value: v })
+      }
+      await writeBatch(this.db, ops, true)
+      this.journalSeq = Math.max(this.journalSeq, parseInt(key.slice(2), 16) + 1)
+    }
+    this.unfolded.clear()
+  }
+
+  /** A key's value, unfolded journal writes included. */
+  private async get (key: string): Promise<string | undefined> {
+    const op = this.unfolded.get(key)
+    if (op !== undefined) return op.type === 'put' ? op.value : undefined
+    return await this.db.get(key)
   }
 
   /** Called after each synced batch with its number of callers and duration (metrics). */
@@ -240,6 +301,7 @@ export class Store {
     }
     const store = new Store(db, dir)
     if (leafOf !== undefined) await store.migrateV1(leafOf)
+    await store.foldJournal()
     return store
   }
 
@@ -259,7 +321,7 @@ export class Store {
         const e: Entry = { ds: 'c', key: key.slice(2, slash), sub: key.slice(slash + 1), value: BigInt(value) }
         ops.push({ type: 'put', key: entryKey({ ...e, leaf: leafOf(e) }), value }, { type: 'del', key })
       }
-      await this.db.batch(ops, { sync: true })
+      await writeBatch(this.db, ops, true)
     }
     await this.db.put(LAYOUT_KEY, '2', { sync: true })
   }
@@ -270,6 +332,7 @@ export class Store {
     await this.db.open()
     // A synced probe: the disk takes writes again.
     await this.db.put('meta/probe', String(Date.now()), { sync: true })
+    await this.foldJournal()
   }
 
   // ---- entries ----
@@ -293,10 +356,19 @@ export class Store {
    * per level; '' = all). Adjacent prefixes are read as one range.
    */
   async entriesUnder (tag: string, prefixes: string[]): Promise<PlacedEntry[]> {
-    const out: PlacedEntry[] = []
-    for (const [from, to] of mergeRanges(prefixes)) {
-      for await (const [key, value] of this.db.iterator({ gte: `e/${tag}/${from}`, lt: `e/${tag}/${to}` })) out.push(parseEntryKey(key, value))
+    const found = new Map<string, string>()
+    const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
+    for (const [gte, lt] of ranges) {
+      for await (const [key, value] of this.db.iterator({ gte, lt })) found.set(key, value)
     }
+    // Overlay acknowledged writes not folded yet (values only grow).
+    for (const [key, op] of this.unfolded) {
+      if (op.type !== 'put' || op.grows === undefined || !ranges.some(([gte, lt]) => key >= gte && key < lt)) continue
+      const stored = found.get(key)
+      if (stored === undefined || BigInt(stored) < op.grows) found.set(key, op.value)
+    }
+    const out: PlacedEntry[] = []
+    for (const [key, value] of found) out.push(parseEntryKey(key, value))
     return out
   }
 
@@ -320,7 +392,7 @@ export class Store {
   // ---- idempotency records ----
 
   async idempotencyRecord (key: string): Promise<IdempotencyRecord | undefined> {
-    const raw = await this.db.get(idempotencyKey(key))
+    const raw = await this.get(idempotencyKey(key))
     return raw === undefined ? undefined : JSON.parse(raw)
   }
 
@@ -359,7 +431,7 @@ export class Store {
   // ---- small values ----
 
   async flag (name: string): Promise<boolean> {
-    return await this.db.get(`meta/${name}`) === '1'
+    return await this.get(`meta/${name}`) === '1'
   }
 
   async setFlag (name: string): Promise<void> {
@@ -367,7 +439,7 @@ export class Store {
   }
 
   async meta (name: string): Promise<string | undefined> {
-    return await this.db.get(`meta/${name}`)
+    return await this.get(`meta/${name}`)
   }
 
   // ---- snapshot of the in-memory state ----
@@ -428,6 +500,20 @@ export class Store {
     this.health.stop()
     await this.db.close()
   }
+}
+
+/**
+ * One LevelDB batch. Built as a chained batch: abstract-level's array form
+ * clones and re-validates every operation in JavaScript (5,000 keys: 88 ms
+ * against 23 ms chained, measured here).
+ */
+async function writeBatch (db: Level<string, string>, ops: BatchOp[], sync: boolean): Promise<void> {
+  const batch = db.batch()
+  for (const op of ops) {
+    if (op.type === 'put') batch.put(op.key, op.value)
+    else batch.del(op.key)
+  }
+  await batch.write({ sync })
 }
 
 /** Sorted hex prefixes -> [from, to) key ranges, adjacent ones merged ('' = everything). */
