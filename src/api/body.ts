@@ -14,25 +14,32 @@ export const MAX_BATCH = 10000
 /** Read the whole body, refusing more than `limit` bytes with 413. */
 export async function readBody (req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0)
-  if (declared > limit) {
-    req.resume()
-    throw tooLarge(limit)
-  }
+  if (declared > limit) throw tooLarge(req, limit)
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length
-    if (size > limit) {
-      req.resume()
-      throw tooLarge(limit)
-    }
+    if (size > limit) throw tooLarge(req, limit)
     chunks.push(chunk)
   }
   return Buffer.concat(chunks).toString('utf8')
 }
 
-function tooLarge (limit: number): HttpError {
-  return new HttpError(413, `body larger than ${limit} bytes`, {}, { Connection: 'close' })
+/** How long the rest of a refused body is read and dropped before the connection is cut. */
+const DISCARD_MS = 10000
+
+/**
+ * 413, while the rest of the body is read and dropped: closing at once
+ * resets a client still sending, which then reports a broken pipe instead
+ * of the 413 (as nginx's lingering close avoids). A client that keeps
+ * sending past DISCARD_MS is cut off.
+ */
+function tooLarge (req: IncomingMessage, limit: number): HttpError {
+  const cut = setTimeout(() => { req.socket.destroy() }, DISCARD_MS).unref()
+  req.once('end', () => { clearTimeout(cut) })
+  req.once('close', () => { clearTimeout(cut) })
+  req.resume()
+  return new HttpError(413, `body larger than ${limit} bytes`)
 }
 
 function mediaType (req: IncomingMessage): string {
