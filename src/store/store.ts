@@ -85,6 +85,9 @@ interface Waiter {
  */
 const WRITE_BUFFER_BYTES = 32 << 20
 
+/** Iterators that read the ranges of one entriesUnder call in parallel (libuv runs 4 LevelDB reads at once). */
+const RANGE_READERS = 4
+
 /** Hex digits of a leaf in a key: one per digest-tree level. */
 const LEAF_HEX = DEPTH
 export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${leafHex(e.leaf)}/${e.key}/${e.sub}`
@@ -366,9 +369,13 @@ export class Store {
   async entriesUnder (tag: string, prefixes: string[]): Promise<PlacedEntry[]> {
     const found = new Map<string, string>()
     const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
-    for (const [gte, lt] of ranges) {
-      for await (const [key, value] of this.db.iterator({ gte, lt })) found.set(key, value)
-    }
+    // A catch-up that differs in 1 % of a million entries asks for ~10,000
+    // scattered leaves: an iterator per range cost ~0.5 ms each (5.9 s), so
+    // a few iterators seek from range to range instead, in parallel.
+    const slice = Math.ceil(ranges.length / RANGE_READERS)
+    await Promise.all(Array.from({ length: Math.min(RANGE_READERS, ranges.length) }, async (_, i) => {
+      await this.readRanges(ranges.slice(i * slice, (i + 1) * slice), found)
+    }))
     // Overlay acknowledged writes not folded yet (values only grow).
     for (const [key, op] of this.unfolded) {
       if (op.type !== 'put' || op.grows === undefined || !ranges.some(([gte, lt]) => key >= gte && key < lt)) continue
@@ -378,6 +385,29 @@ export class Store {
     const out: PlacedEntry[] = []
     for (const [key, value] of found) out.push(parseEntryKey(key, value))
     return out
+  }
+
+  /** Every key in the sorted, disjoint [gte, lt) ranges, read with one iterator that seeks between them. */
+  private async readRanges (ranges: Array<[string, string]>, into: Map<string, string>): Promise<void> {
+    if (ranges.length === 0) return
+    const it = this.db.iterator({ gte: ranges[0][0], lt: ranges[ranges.length - 1][1] })
+    try {
+      for (const [gte, lt] of ranges) {
+        it.seek(gte)
+        // Most ranges hold a few entries: read a few, then more while the range goes on.
+        for (let n = 16; ; n = Math.min(n * 4, 4096)) {
+          const chunk = await it.nextv(n)
+          let past = chunk.length < n
+          for (const [key, value] of chunk) {
+            if (key >= lt) { past = true; break }
+            into.set(key, value)
+          }
+          if (past) break
+        }
+      }
+    } finally {
+      await it.close()
+    }
   }
 
   /** Persist with fsync (plus idempotency records and meta values, atomically); resolves once durable. */

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { Store, DataDirLockedError, entryKey, type PlacedEntry } from '../../src/store/store.js'
 import { counterKind } from '../../src/crdt/gcounter.js'
+import { leafHex, nodePrefix } from '../../src/crdt/digest.js'
 
 type StoredEntry = PlacedEntry
 /** A counter entry placed in its leaf. */
@@ -186,6 +187,25 @@ describe('Store (LevelDB)', function () {
     await closeStore(s)
     const s2 = await openStore()
     assert.deepEqual([...asMap(await allEntries(s2))], [['a|r', 8n]])
+  })
+
+  it('entriesUnder returns exactly the entries under any set of digest-tree nodes', async () => {
+    const s = await openStore()
+    const all: PlacedEntry[] = []
+    for (let i = 0; i < 3000; i++) all.push(ce(`n${i}`, 'r', BigInt(i + 1)))
+    await s.writeDurable(all)
+    await s.writeDurable([{ ds: 's', key: 't', sub: 'x', value: 1n, leaf: 7 }]) // another dataset: never returned
+    let seed = 7
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    for (const depth of [1, 2, 3, 5]) {
+      for (const count of [1, 5, 200, 2000]) {
+        const nodes = [...new Set(Array.from({ length: count }, () => rand(16 ** depth)))]
+        const prefixes = nodes.map(n => nodePrefix(depth, n))
+        const want = all.filter(e => prefixes.includes(leafHex(e.leaf).slice(0, depth))).map(e => e.key).sort()
+        const got = (await s.entriesUnder('c', prefixes)).map(e => e.key).sort()
+        assert.deepEqual(got, want, `depth ${depth}, ${nodes.length} nodes`)
+      }
+    }
   })
 
   it('open folds the journal records a killed process left, oldest first, and removes them', async () => {
