@@ -108,7 +108,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): 
       const mine = await replica.entriesUnder(depth, differing)
       metrics.syncEntriesSent.inc(mine.length)
       await io.writeEntries(mine, lookup, { d: depth, n: differing })
-      await mergeReceived(host, (await io.readEntries(lookup)).entries)
+      await io.readEntriesEach(lookup, async chunk => { await mergeReceived(host, chunk) })
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : 'repaired' })

@@ -276,6 +276,24 @@ export class Framed {
     }
   }
 
+  /**
+   * Read entry chunks until the last, handing each to `onChunk` as it
+   * arrives: the merge of one chunk runs while the next is on the wire, and
+   * a catch-up of a million entries never sits in memory whole.
+   */
+  async readEntriesEach (lookup: KindLookup, onChunk: (entries: Entry[]) => Promise<void>): Promise<void> {
+    let merging: Promise<void> = Promise.resolve()
+    while (true) {
+      const f = await this.read('e')
+      const entries = unpackEntries(f, lookup)
+      await merging
+      merging = onChunk(entries)
+      merging.catch(() => {}) // awaited below; not unhandled while the next frame is read
+      if (f.end === true) break
+    }
+    await merging
+  }
+
   private signal (outer?: AbortSignal): AbortSignal {
     const step = AbortSignal.timeout(this.stepTimeoutMs)
     return outer === undefined ? step : AbortSignal.any([outer, step])
