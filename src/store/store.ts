@@ -169,6 +169,10 @@ class GroupWriter {
     this.writing = true
     try {
       while (this.waiters.length > 0) {
+        // Let this turn of the event loop finish first: requests already
+        // received join this batch instead of the next one (as Redis fsyncs
+        // once per event-loop turn).
+        await new Promise(resolve => setImmediate(resolve))
         const waiters = this.waiters
         this.inFlight = this.queue
         this.queue = new Map()
