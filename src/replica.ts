@@ -163,7 +163,7 @@ export class Replica {
     const prefixes = nodes.map(n => nodePrefix(depth, n))
     const out: Entry[] = []
     for (const tag of this.kinds.keys()) {
-      for (const e of await this.store.entriesUnder(tag, prefixes)) out.push(unplaced(e))
+      for (const e of await this.store.entriesUnder(tag, prefixes, this.entryCount)) out.push(unplaced(e))
     }
     return out
   }

@@ -85,6 +85,13 @@ interface Waiter {
  */
 const WRITE_BUFFER_BYTES = 32 << 20
 
+/**
+ * A seek and its read cost about what reading this many entries in bulk
+ * does (with RANGE_READERS in parallel): past that many ranges per stored
+ * entry, entriesUnder scans instead of seeking.
+ */
+const SEEKS_PER_SCANNED_ENTRY = 16
+
 /** Iterators that read the ranges of one entriesUnder call in parallel (libuv runs 4 LevelDB reads at once). */
 const RANGE_READERS = 4
 
@@ -354,6 +361,7 @@ export class Store {
 
   /** Every stored entry, in key order, in chunks. */
   async * entries (): AsyncGenerator<PlacedEntry[]> {
+    await this.lazy.settled() // acknowledged writes still being folded
     const it = this.db.iterator({ gt: 'e/', lt: 'e0' })
     try {
       while (true) {
@@ -370,16 +378,21 @@ export class Store {
    * Entries of dataset `tag` under digest-tree node prefixes (hex, one digit
    * per level; '' = all). Adjacent prefixes are read as one range.
    */
-  async entriesUnder (tag: string, prefixes: string[]): Promise<PlacedEntry[]> {
+  async entriesUnder (tag: string, prefixes: string[], storedHint = Infinity): Promise<PlacedEntry[]> {
     const found = new Map<string, string>()
     const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
-    // A catch-up that differs in 1 % of a million entries asks for ~10,000
-    // scattered leaves: an iterator per range cost ~0.5 ms each (5.9 s), so
-    // a few iterators seek from range to range instead, in parallel.
-    const slice = Math.ceil(ranges.length / RANGE_READERS)
-    await Promise.all(Array.from({ length: Math.min(RANGE_READERS, ranges.length) }, async (_, i) => {
-      await this.readRanges(ranges.slice(i * slice, (i + 1) * slice), found)
-    }))
+    if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {
+      // More ranges than a scan costs: read the span in bulk and filter.
+      await this.scanRanges(ranges, found)
+    } else {
+      // A catch-up that differs in 1 % of a million entries asks for ~10,000
+      // scattered leaves: an iterator per range cost ~0.5 ms each (5.9 s), so
+      // a few iterators seek from range to range instead, in parallel.
+      const slice = Math.ceil(ranges.length / RANGE_READERS)
+      await Promise.all(Array.from({ length: Math.min(RANGE_READERS, ranges.length) }, async (_, i) => {
+        await this.readRanges(ranges.slice(i * slice, (i + 1) * slice), found)
+      }))
+    }
     // Overlay acknowledged writes not folded yet (values only grow).
     for (const [key, op] of this.unfolded) {
       if (op.type !== 'put' || op.grows === undefined || !ranges.some(([gte, lt]) => key >= gte && key < lt)) continue
@@ -391,6 +404,25 @@ export class Store {
     return out
   }
 
+  /** Every key in the sorted, disjoint [gte, lt) ranges, read by one pass over their whole span. */
+  private async scanRanges (ranges: Array<[string, string]>, into: Map<string, string>): Promise<void> {
+    if (ranges.length === 0) return
+    const it = this.db.iterator({ gte: ranges[0][0], lt: ranges[ranges.length - 1][1] })
+    try {
+      let r = 0
+      while (true) {
+        const chunk = await it.nextv(10000)
+        if (chunk.length === 0) break // fewer than asked is not the end; [] is
+        for (const [key, value] of chunk) {
+          while (key >= ranges[r][1]) r++
+          if (key >= ranges[r][0]) into.set(key, value)
+        }
+      }
+    } finally {
+      await it.close()
+    }
+  }
+
   /** Every key in the sorted, disjoint [gte, lt) ranges, read with one iterator that seeks between them. */
   private async readRanges (ranges: Array<[string, string]>, into: Map<string, string>): Promise<void> {
     if (ranges.length === 0) return
@@ -399,9 +431,10 @@ export class Store {
       for (const [gte, lt] of ranges) {
         it.seek(gte)
         // Most ranges hold a few entries: read a few, then more while the range goes on.
+        // (nextv may return fewer than asked before the end: only [] means the end.)
         for (let n = 16; ; n = Math.min(n * 4, 4096)) {
           const chunk = await it.nextv(n)
-          let past = chunk.length < n
+          let past = chunk.length === 0
           for (const [key, value] of chunk) {
             if (key >= lt) { past = true; break }
             into.set(key, value)
