@@ -2,6 +2,7 @@
 // members' last known addresses are redialed with backoff until connected.
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Replica } from '../replica.js'
 import type { CountdLibp2p } from './node.js'
@@ -29,6 +30,25 @@ export class Dialer {
   }
 
   connected (id: string): void { this.backoff.delete(id) }
+
+  /**
+   * What to dial for member `id`: the addresses it announced (hello, member
+   * lists) as /p2p/ multiaddrs, else its peer id. libp2p's peer store can
+   * lose a peer's addresses when the connection to it dies: after a
+   * SIGSTOP, both sides of a pair failed every dial with
+   * NoValidAddressesError for as long as the chaos run went on (issue 15),
+   * so dials never depend on the peer store alone.
+   */
+  target (id: string): PeerId | Multiaddr[] {
+    const peer = peerIdFromString(id)
+    const addrs: Multiaddr[] = []
+    for (const a of this.replica.members.get(id)?.addrs ?? []) {
+      try {
+        addrs.push(multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${id}`))
+      } catch {}
+    }
+    return addrs.length > 0 ? addrs : peer
+  }
 
   /** Put a member's addresses where libp2p's dial finds them. */
   async rememberAddrs (id: string, addrs: string[]): Promise<void> {
@@ -87,7 +107,7 @@ export class Dialer {
     const connected = new Set(this.node.getPeers().map(p => p.toString()))
     for (const m of this.replica.members.active()) {
       if (connected.has(m.id) || m.addrs.length === 0) continue
-      void this.dialWithBackoff(m.id, now, async signal => { await this.node.dial(peerIdFromString(m.id), { signal }) })
+      void this.dialWithBackoff(m.id, now, async signal => { await this.node.dial(this.target(m.id), { signal }) })
     }
     // Seeds have no peer id until dialed: dial each one that no connected
     // member listens on. (A seed whose node lost its data dir comes back

@@ -136,7 +136,7 @@ export class Network {
    */
   async consistentRead (tag: string, key: string, timeoutMs: number): Promise<string[]> {
     return await readEveryMember(this.replica, async (id, signal, fresh) => {
-      const stream = await this.node.dialProtocol(peerIdFromString(id), READ_PROTOCOL, { signal, force: fresh })
+      const stream = await this.node.dialProtocol(this.dialer.target(id), READ_PROTOCOL, { signal, force: fresh })
       const { entries, members } = await requestState(this.replica, stream, tag, key, signal)
       await this.replica.mergeRemote(entries)
       for (const m of members) this.replica.members.merge(m)
@@ -152,7 +152,7 @@ export class Network {
   async consistentSync (timeoutMs: number): Promise<string[]> {
     return await readEveryMember(this.replica, async (id, signal, fresh) => {
       const peer = peerIdFromString(id)
-      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal, force: fresh })
+      const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal, force: fresh })
       const aborted = (): void => { stream.abort(new Error('consistent read timed out')) }
       signal.addEventListener('abort', aborted, { once: true })
       try {
@@ -207,7 +207,7 @@ export class Network {
     if (this.syncing.has(id) || this.stopped) return
     this.syncing.add(id)
     try {
-      const stream = await this.node.dialProtocol(peer, SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
+      const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
       await runSync(this.syncHost, stream, peer)
     } catch (err: any) {
       this.log.debug({ peer: id, err: err.message }, 'sync failed')
