@@ -80,6 +80,27 @@ describe('anti-entropy between two replicas (in process, real libp2p + LevelDB)'
     return await syncBytes() - before
   }
 
+  it('members reconnect, and consistent reads answer, after libp2p forgets their addresses (issue 15)', async () => {
+    const a = await side(join(dir, 'fa'))
+    const b = await side(join(dir, 'fb'))
+    sides.push(a, b)
+    await a.network.start()
+    await b.network.start()
+    await b.network.connect([multiaddr(`${a.network.listenAddrs()[0]}/p2p/${a.replica.id}`)])
+    await until(() => a.replica.members.has(b.replica.id) && b.replica.members.has(a.replica.id))
+    await b.replica.incrementMany([['x', 5n]])
+    // What chaos seed 10015 showed after a SIGSTOP: the connection is gone
+    // and each side's libp2p peer store no longer has the other's addresses.
+    // (The libp2p node is private to Network; tests reach in.)
+    const nodeOf = (s: Side): any => (s.network as any).node
+    await nodeOf(a).hangUp(nodeOf(b).peerId)
+    await nodeOf(a).peerStore.delete(nodeOf(b).peerId)
+    await nodeOf(b).peerStore.delete(nodeOf(a).peerId)
+    assert.deepEqual(await a.network.consistentRead('c', 'x', 5000), [])
+    assert.equal(a.replica.value('x'), 5n)
+    await until(() => nodeOf(a).getPeers().some((p: any) => p.toString() === b.replica.id), 5000)
+  })
+
   it('random divergence converges, and the bytes follow the difference, not the state', async () => {
     const small = await converge(1000, 20)
     const big = await converge(20000, 20)
