@@ -5,9 +5,11 @@
 // checker holds the history to SPEC §4 and §6. Usage:
 //   npm run chaos -- --nodes 5 --seconds 120 --seed 7 [--workload counters,items,ids]
 //                    [--nemesis all|none|partition,kill,...] [--clients 8] [--out DIR] [--keep]
+//                    [--node-logs]   (each node's debug log, libp2p's dial/upgrade/connection
+//                                     monitor lines included, in DIR/n<i>.log)
 //   npm run chaos -- --check DIR/history.json     (check a saved history again)
 import '../../src/polyfill.js'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { CountdNode } from '../cluster.js'
@@ -24,10 +26,10 @@ const DEFAULT_WORKLOADS: Workload[] = ['counters', 'items', 'ids']
 /** Every node runs with a token: its HTTP API listens beyond loopback (SPEC §1 safe by default). */
 const API_TOKEN = 'chaos-harness-token-0123456789abcdef'
 
-interface Options { nodes: number, seconds: number, seed: number, nemeses: Nemesis[], workloads: Workload[], out: string, keep: boolean, clients: number, check?: string }
+interface Options { nodes: number, seconds: number, seed: number, nemeses: Nemesis[], workloads: Workload[], out: string, keep: boolean, nodeLogs: boolean, clients: number, check?: string }
 
 function parseArgs (argv: string[]): Options {
-  const o: Options = { nodes: 5, seconds: 30, seed: Date.now() % 100000, nemeses: [...NEMESES], workloads: [...DEFAULT_WORKLOADS], out: 'chaos-out', keep: false, clients: 8 }
+  const o: Options = { nodes: 5, seconds: 30, seed: Date.now() % 100000, nemeses: [...NEMESES], workloads: [...DEFAULT_WORKLOADS], out: 'chaos-out', keep: false, nodeLogs: false, clients: 8 }
   let nemesisGiven = false
   for (let i = 0; i < argv.length; i++) {
     const [flag, v] = [argv[i], argv[i + 1]]
@@ -42,6 +44,7 @@ function parseArgs (argv: string[]): Options {
     else if (flag === '--seed') o.seed = num()
     else if (flag === '--clients') o.clients = num()
     else if (flag === '--out') { o.out = v; i++ } else if (flag === '--keep') o.keep = true
+    else if (flag === '--node-logs') o.nodeLogs = true
     else if (flag === '--check') {
       if (v === undefined) usage('--check needs a history.json file')
       o.check = v
@@ -105,6 +108,7 @@ class Run {
   clockFile (i: number): string { return join(this.dir, `clock-n${i}`) }
 
   async start (): Promise<void> {
+    mkdirSync(this.o.out, { recursive: true })
     net.setup(this.o.nodes)
     for (let i = 1; i <= this.o.nodes; i++) {
       this.nodes.push(new CountdNode({
@@ -118,10 +122,15 @@ class Run {
         // rejoins instead of starting a one-node cluster.
         peers: [`${net.dataIp(i === 1 ? 2 : 1)}:7778`],
         wrap: ['ip', 'netns', 'exec', net.nsName(i)],
-        logLevel: 'warn',
+        logLevel: this.o.nodeLogs ? 'debug' : 'warn',
+        ...(this.o.nodeLogs ? { onLine: (line: string) => { appendFileSync(join(this.o.out, `n${i}.log`), `${Date.now()} ${line}\n`) } } : {}),
         args: ['--consistent-timeout', '2', '--api-token', API_TOKEN],
         // Test hook (SPEC §6): the node's ID clock is Date.now() + the ms in this file.
-        env: { COUNTD_TEST_CLOCK_FILE: this.clockFile(i) }
+        env: {
+          COUNTD_TEST_CLOCK_FILE: this.clockFile(i),
+          // How issue 15 was found: libp2p's own view of dials and connections.
+          ...(this.o.nodeLogs ? { DEBUG: 'libp2p:connection-manager*,libp2p:upgrader*,libp2p:tcp*,libp2p:connection-monitor*' } : {})
+        }
       }))
     }
     await this.nodes[0].start()
