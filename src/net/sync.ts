@@ -108,7 +108,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId): 
       const mine = await replica.entriesUnder(depth, differing)
       metrics.syncEntriesSent.inc(mine.length)
       await io.writeEntries(mine, lookup, { d: depth, n: differing })
-      await io.readEntriesEach(lookup, async chunk => { await mergeReceived(host, chunk) })
+      await mergeReceived(host, (await io.readEntries(lookup)).entries)
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : 'repaired' })
@@ -156,14 +156,9 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > DEPTH || !Array.isArray(n)) throw new ProtocolError('bad entries header')
       const limit = 1 << (BITS_PER_LEVEL * d)
       if (!n.every(x => Number.isInteger(x) && x >= 0 && x < limit)) throw new ProtocolError('bad node index')
-      // Merge each chunk as it arrives (a new node sends nothing, a full
-      // one may send a million); keep them to answer only what is missing.
-      const theirs: Entry[] = []
-      await io.readEntriesEach(lookup, async chunk => {
-        for (const e of chunk) theirs.push(e)
-        await mergeReceived(host, chunk)
-      }, f)
+      const theirs = (await io.readEntries(lookup, f)).entries
       const mine = await replica.entriesUnder(d, n as number[])
+      await mergeReceived(host, theirs)
       const send = newerThan(mine, theirs)
       metrics.syncEntriesSent.inc(send.length)
       await io.writeEntries(send, lookup)

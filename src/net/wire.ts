@@ -264,22 +264,16 @@ export class Framed {
     } while (i < entries.length)
   }
 
-  /**
-   * Read entry chunks until the last, handing each to `onChunk` as it
-   * arrives: the merge of one chunk runs while the next is on the wire, and
-   * a catch-up of a million entries never sits in memory whole.
-   */
-  async readEntriesEach (lookup: KindLookup, onChunk: (entries: Entry[]) => Promise<void>, first?: Frame): Promise<void> {
-    let merging: Promise<void> = Promise.resolve()
-    for (let next = first; ; next = undefined) {
-      const f = next ?? await this.read('e')
-      const entries = unpackEntries(f, lookup)
-      await merging
-      merging = onChunk(entries)
-      merging.catch(() => {}) // awaited below; not unhandled while the next frame is read
-      if (f.end === true) break
+  /** Read entry chunks until the last; returns the entries and the first chunk's frame. */
+  async readEntries (lookup: KindLookup, first?: Frame): Promise<{ entries: Entry[], first: Frame }> {
+    const entries: Entry[] = []
+    let f = first ?? await this.read('e')
+    const head = f
+    while (true) {
+      for (const e of unpackEntries(f, lookup)) entries.push(e)
+      if (f.end === true) return { entries, first: head }
+      f = await this.read('e')
     }
-    await merging
   }
 
   private signal (outer?: AbortSignal): AbortSignal {
