@@ -32,6 +32,9 @@ export class FixtureService extends ReplicaService {
     await replica.load()
     const agent = new IdAgent(replica, { clock: Date.now, log: quietLog })
     await agent.start()
+    // IDs are refused (UNAVAILABLE / 503) until the node's slot is confirmed
+    // (SPEC §6); tests of the front ends start once it is.
+    for (const end = Date.now() + 10000; agent.slot === undefined && Date.now() < end;) await new Promise(resolve => setTimeout(resolve, 20))
     return new FixtureService(replica, store, dir, agent)
   }
 
