@@ -66,9 +66,10 @@ export class Daemon {
         syncIntervalMs: cfg.syncIntervalMs,
         swarmKey: cfg.swarmKeyFile !== undefined ? readSwarmKey(cfg.swarmKeyFile) : undefined
       }, log)
-      // Who listens to what: own durable writes are gossiped; new members are dialed.
+      // Who listens to what: own durable writes are gossiped. (New members
+      // need no hook: the dialer's tick dials every active member at the
+      // addresses in its member record.)
       replica.localDelta.add(entries => { network?.publish(entries) })
-      replica.members.added.add(m => { network?.memberAdded(m) })
       store.health.onChange = failure => {
         if (failure !== undefined) log.error({ err: failure.message }, 'writes are failing: answering them 507/503 and serving reads until the disk recovers')
         else log.info('writes work again')

@@ -50,16 +50,6 @@ export class Dialer {
     return addrs.length > 0 ? addrs : peer
   }
 
-  /** Put a member's addresses where libp2p's dial finds them. */
-  async rememberAddrs (id: string, addrs: string[]): Promise<void> {
-    if (id === this.replica.id || addrs.length === 0 || this.stopped) return
-    try {
-      await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs.map(a => multiaddr(a)) })
-    } catch (err: any) {
-      this.log.debug({ member: id, err: err.message }, 'ignoring bad member addresses')
-    }
-  }
-
   /**
    * Dial each address now (POST /config, SIGHUP); returns per-address
    * errors. Unreachable ones join the seeds and keep being retried.

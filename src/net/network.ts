@@ -54,7 +54,6 @@ export class Network {
     this.syncHost = {
       replica,
       addrs: () => this.listenAddrs(),
-      onPeerHello: (peer, addrs) => { void this.dialer.rememberAddrs(peer, addrs) },
       membersFor: peer => this.membersFor(peer),
       onSynced: peer => {
         this.lastSynced.set(peer, Date.now())
@@ -91,8 +90,6 @@ export class Network {
       this.replica.members.note(evt.detail.peerId.toString(), addrs, Date.now())
     })
     this.gossip.start()
-    // Members known from a previous run: put their addresses where dial finds them.
-    for (const m of this.replica.members.active()) await this.dialer.rememberAddrs(m.id, m.addrs)
     this.timers.push(setInterval(() => { this.dialer.tick() }, REDIAL_TICK_MS))
     this.timers.push(setInterval(() => { this.syncAll() }, this.opts.syncIntervalMs))
     this.dialer.tick()
@@ -100,9 +97,6 @@ export class Network {
 
   /** Own durable entries: gossip them (the daemon attaches this to the replica). */
   publish (entries: Entry[]): void { this.gossip?.enqueue(entries) }
-
-  /** A member appeared: remember where it listens (the daemon attaches this to the replica). */
-  memberAdded (m: Member): void { void this.dialer?.rememberAddrs(m.id, m.addrs) }
 
   /** Own dialable addresses (no /p2p suffix). */
   listenAddrs (): string[] {

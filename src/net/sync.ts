@@ -30,8 +30,6 @@ export interface SyncHost {
   replica: Replica
   /** Our own advertised addresses. */
   addrs: () => string[]
-  /** A peer told us who it is and where it listens. */
-  onPeerHello: (peer: string, addrs: string[]) => void
   /** The member list to send `peer`, or undefined if it has it already. */
   membersFor: (peer: string) => Member[] | undefined
   /** An exchange with `peer` completed (either role). */
@@ -63,7 +61,6 @@ function acceptHello (host: SyncHost, f: Frame, remote: PeerId): number {
   }
   const addrs = checkAddrs(f.a)
   replica.members.note(id, addrs, Date.now())
-  host.onPeerHello(id, addrs)
   return typeof f.n === 'number' ? f.n : 0
 }
 
