@@ -362,12 +362,17 @@ export class Store {
   /** Every stored entry, in key order, in chunks. */
   async * entries (): AsyncGenerator<PlacedEntry[]> {
     await this.lazy.settled() // acknowledged writes still being folded
-    const it = this.db.iterator({ gt: 'e/', lt: 'e0' })
+    for await (const chunk of this.chunksOf({ gt: 'e/', lt: 'e0' })) yield chunk.map(([key, value]) => parseEntryKey(key, value))
+  }
+
+  /** The [key, value] pairs of one key range, in key order, in chunks. */
+  private async * chunksOf (range: { gt?: string, gte?: string, lt: string }): AsyncGenerator<Array<[string, string]>> {
+    const it = this.db.iterator(range)
     try {
       while (true) {
         const chunk = await it.nextv(10000)
-        if (chunk.length === 0) break
-        yield chunk.map(([key, value]) => parseEntryKey(key, value))
+        if (chunk.length === 0) break // fewer than asked is not the end; [] is
+        yield chunk
       }
     } finally {
       await it.close()
@@ -395,7 +400,7 @@ export class Store {
     }
     // Overlay acknowledged writes not folded yet (values only grow).
     for (const [key, op] of this.unfolded) {
-      if (op.type !== 'put' || op.grows === undefined || !ranges.some(([gte, lt]) => key >= gte && key < lt)) continue
+      if (op.type !== 'put' || op.grows === undefined || !inRanges(key, ranges)) continue
       const stored = found.get(key)
       if (stored === undefined || BigInt(stored) < op.grows) found.set(key, op.value)
     }
@@ -407,19 +412,12 @@ export class Store {
   /** Every key in the sorted, disjoint [gte, lt) ranges, read by one pass over their whole span. */
   private async scanRanges (ranges: Array<[string, string]>, into: Map<string, string>): Promise<void> {
     if (ranges.length === 0) return
-    const it = this.db.iterator({ gte: ranges[0][0], lt: ranges[ranges.length - 1][1] })
-    try {
-      let r = 0
-      while (true) {
-        const chunk = await it.nextv(10000)
-        if (chunk.length === 0) break // fewer than asked is not the end; [] is
-        for (const [key, value] of chunk) {
-          while (key >= ranges[r][1]) r++
-          if (key >= ranges[r][0]) into.set(key, value)
-        }
+    let r = 0
+    for await (const chunk of this.chunksOf({ gte: ranges[0][0], lt: ranges[ranges.length - 1][1] })) {
+      for (const [key, value] of chunk) {
+        while (key >= ranges[r][1]) r++
+        if (key >= ranges[r][0]) into.set(key, value)
       }
-    } finally {
-      await it.close()
     }
   }
 
@@ -589,6 +587,18 @@ async function writeBatch (db: Level<string, string>, ops: BatchOp[], sync: bool
     else batch.del(op.key)
   }
   await batch.write({ sync })
+}
+
+/** Whether `key` falls in one of the sorted, disjoint [gte, lt) ranges (binary search: a catch-up may name 10,000s). */
+function inRanges (key: string, ranges: Array<[string, string]>): boolean {
+  let lo = 0
+  let hi = ranges.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (ranges[mid][1] <= key) lo = mid + 1
+    else hi = mid
+  }
+  return lo < ranges.length && key >= ranges[lo][0]
 }
 
 /** Sorted hex prefixes -> [from, to) key ranges, adjacent ones merged ('' = everything). */

@@ -179,6 +179,9 @@ describe('Store (LevelDB)', function () {
     const record = { name: 'a', by: '5', value: '5', expiresAt: Date.now() + 60000 }
     await s.writeDurable([ce('a', 'r', 5n)], [['key-1', record]], [['lease', '9']])
     // The fold of the journal record is queued but has not had a LevelDB round trip yet.
+    const leaf = leafHex(counterKind.leafOf('a', 'r'))
+    const elsewhere = leaf[0] === '0' ? '1' : '0'
+    assert.deepEqual((await s.entriesUnder('c', [elsewhere, leaf.slice(0, 2), 'f0'])).map(e => [e.key, e.value]), [['a', 5n]])
     assert.deepEqual((await s.entriesUnder('c', [''])).map(e => [e.key, e.value]), [['a', 5n]])
     assert.deepEqual(await s.idempotencyRecord('key-1'), record)
     assert.equal(await s.meta('lease'), '9')
