@@ -39,19 +39,17 @@ export function check (h: History): Verdict {
   const convergeTimes: number[] = []
   let neverConverged = false
   const workloads = h.options.workloads
-  if (workloads.includes('counters')) {
-    const r = checkGrowing(h, 'counter', counterLedger(h.ops), { read: 'read', consistent: 'consistent' }, epochOf, partitions, problems)
-    stats.acked = r.acked
-    stats.consistent_ok = r.consistentOk
-    stats.consistent_503 = r.consistent503
-    if (r.convergeMs === undefined) neverConverged = true
-    else convergeTimes.push(r.convergeMs)
-  }
-  if (workloads.includes('items')) {
-    const r = checkGrowing(h, 'items', itemLedger(h.ops), { read: 'items-count', consistent: 'items-consistent' }, epochOf, partitions, problems)
-    stats.items_acked = r.acked
-    stats.items_consistent_ok = r.consistentOk
-    stats.items_consistent_503 = r.consistent503
+  // Counters and items keep the same promises (SPEC §4); their stats differ by prefix only.
+  const growing = [
+    { workload: 'counters', what: 'counter', ledger: counterLedger, reads: { read: 'read', consistent: 'consistent' }, prefix: '' },
+    { workload: 'items', what: 'items', ledger: itemLedger, reads: { read: 'items-count', consistent: 'items-consistent' }, prefix: 'items_' }
+  ] as const
+  for (const g of growing) {
+    if (!workloads.includes(g.workload)) continue
+    const r = checkGrowing(h, g.what, g.ledger(h.ops), g.reads, epochOf, partitions, problems)
+    stats[`${g.prefix}acked`] = r.acked
+    stats[`${g.prefix}consistent_ok`] = r.consistentOk
+    stats[`${g.prefix}consistent_503`] = r.consistent503
     if (r.convergeMs === undefined) neverConverged = true
     else convergeTimes.push(r.convergeMs)
   }
