@@ -99,21 +99,12 @@ export class HashSet128 {
     const s = this.shardBits === 0 ? 0 : h0 >>> this.shift
     if (this.counts[s] >= this.limits[s]) this.grow(s)
     const table = this.tables[s]
-    const cap = this.capacities[s]
-    let i = Math.floor(h1 * cap * INV_2_32)
-    for (;;) {
-      const j = i << 2
-      const w2 = table[j + 2]
-      const w3 = table[j + 3]
-      if (w2 === 0 && w3 === 0) {
-        table[j] = h0; table[j + 1] = h1; table[j + 2] = h2; table[j + 3] = h3
-        this.counts[s]++
-        this.items++
-        return true
-      }
-      if (w2 === h2 && w3 === h3 && table[j] === h0 && table[j + 1] === h1) return false
-      if (++i === cap) i = 0
-    }
+    const j = this.probe(table, this.capacities[s], h0, h1, h2, h3)
+    if (table[j + 2] !== 0 || table[j + 3] !== 0) return false
+    table[j] = h0; table[j + 1] = h1; table[j + 2] = h2; table[j + 3] = h3
+    this.counts[s]++
+    this.items++
+    return true
   }
 
   /** True if the hash is in the set. */
@@ -122,15 +113,20 @@ export class HashSet128 {
     if (h2 === 0 && h3 === 0) h3 = 1
     const s = this.shardBits === 0 ? 0 : h0 >>> this.shift
     const table = this.tables[s]
-    const cap = this.capacities[s]
-    let i = Math.floor(h1 * cap * INV_2_32)
-    for (;;) {
+    const j = this.probe(table, this.capacities[s], h0, h1, h2, h3)
+    return table[j + 2] !== 0 || table[j + 3] !== 0
+  }
+
+  /**
+   * Linear probing from the slot h1 picks: the word index of the hash, or
+   * of the empty slot where it belongs (words 2-3 both 0 mark empty).
+   */
+  private probe (table: Uint32Array, cap: number, h0: number, h1: number, h2: number, h3: number): number {
+    for (let i = Math.floor(h1 * cap * INV_2_32); ; i = i + 1 === cap ? 0 : i + 1) {
       const j = i << 2
       const w2 = table[j + 2]
       const w3 = table[j + 3]
-      if (w2 === 0 && w3 === 0) return false
-      if (w2 === h2 && w3 === h3 && table[j] === h0 && table[j + 1] === h1) return true
-      if (++i === cap) i = 0
+      if ((w2 === 0 && w3 === 0) || (w2 === h2 && w3 === h3 && table[j] === h0 && table[j + 1] === h1)) return j
     }
   }
 
@@ -243,16 +239,9 @@ export class HashSet128 {
       const h2 = old[j + 2]
       const h3 = old[j + 3]
       if (h2 === 0 && h3 === 0) continue
-      const h1 = old[j + 1]
-      let i = Math.floor(h1 * cap * INV_2_32)
-      for (;;) {
-        const k = i << 2
-        if (table[k + 2] === 0 && table[k + 3] === 0) {
-          table[k] = old[j]; table[k + 1] = h1; table[k + 2] = h2; table[k + 3] = h3
-          break
-        }
-        if (++i === cap) i = 0
-      }
+      // Hashes are distinct, so the probe ends at an empty slot.
+      const k = this.probe(table, cap, old[j], old[j + 1], h2, h3)
+      table[k] = old[j]; table[k + 1] = old[j + 1]; table[k + 2] = h2; table[k + 3] = h3
     }
     this.counts[s] = count
   }
