@@ -83,19 +83,27 @@ export async function singleIncrements (ctx: Ctx): Promise<SectionResult> {
   }
 }
 
+/** The rows of a section whose requests each carry `per` writes: rates, latency, baseline and ratio. */
+function perRequestRows (section: string, pairs: Pair[], per: number, names: { countd: string, latency: string, baseline: string, unit: string, target: number }): Row[] {
+  const rate = (who: 'countd' | 'baseline'): number[] => pick(pairs, who, r => r.rps * per)
+  return [
+    { section, metric: names.countd, value: median(rate('countd')), unit: names.unit, target: { op: '>=', value: names.target }, runs: rate('countd') },
+    { section, metric: `${names.latency} p50`, value: median(pick(pairs, 'countd', r => r.latency.p50)), unit: 'ms' },
+    { section, metric: `${names.latency} p99`, value: median(pick(pairs, 'countd', r => r.latency.p99)), unit: 'ms' },
+    { section, metric: names.baseline, value: median(rate('baseline')), unit: names.unit, runs: rate('baseline') },
+    { section, metric: 'ratio countd / baseline (per run)', value: median(pairs.map(p => p.ratio)), unit: 'ratio', runs: pairs.map(p => p.ratio) }
+  ]
+}
+
 export async function batchIncrements (ctx: Ctx): Promise<SectionResult> {
   const PER = 100
   const spec = (r: number): ReqSpec => ({ kind: 'batch', prefix: `s6-${r < 0 ? 'w' : r}-`, pool: 100000, perReq: PER, bodies: 200 })
   const durationSec = ctx.quick ? 2 : 10
   const { pairs } = await compare(ctx, 's6', spec, PER, durationSec)
   const S = '6 batch POST /counters'
-  const rows: Row[] = [
-    { section: S, metric: `countd increments/s (${PER} per request)`, value: median(pick(pairs, 'countd', r => r.rps * PER)), unit: 'inc/s', target: { op: '>=', value: 200000 }, runs: pick(pairs, 'countd', r => r.rps * PER) },
-    { section: S, metric: 'countd batch latency p50', value: median(pick(pairs, 'countd', r => r.latency.p50)), unit: 'ms' },
-    { section: S, metric: 'countd batch latency p99', value: median(pick(pairs, 'countd', r => r.latency.p99)), unit: 'ms' },
-    { section: S, metric: 'baseline increments/s (same bodies)', value: median(pick(pairs, 'baseline', r => r.rps * PER)), unit: 'inc/s', runs: pick(pairs, 'baseline', r => r.rps * PER) },
-    { section: S, metric: 'ratio countd / baseline (per run)', value: median(pairs.map(p => p.ratio)), unit: 'ratio', runs: pairs.map(p => p.ratio) }
-  ]
+  const rows = perRequestRows(S, pairs, PER, {
+    countd: `countd increments/s (${PER} per request)`, latency: 'countd batch latency', baseline: 'baseline increments/s (same bodies)', unit: 'inc/s', target: 200000
+  })
   const mp = medianPair(pairs)
   return {
     id: 6,
@@ -113,13 +121,9 @@ export async function itemIngest (ctx: Ctx): Promise<SectionResult> {
   const durationSec = ctx.quick ? 3 : 10
   const { pairs } = await compare(ctx, 's7', spec, PER, durationSec)
   const S = '7 items POST /items'
-  const rows: Row[] = [
-    { section: S, metric: `countd items/s (${PER} per request, durable)`, value: median(pick(pairs, 'countd', r => r.rps * PER)), unit: 'item/s', target: { op: '>=', value: 150000 }, runs: pick(pairs, 'countd', r => r.rps * PER) },
-    { section: S, metric: 'countd request latency p50', value: median(pick(pairs, 'countd', r => r.latency.p50)), unit: 'ms' },
-    { section: S, metric: 'countd request latency p99', value: median(pick(pairs, 'countd', r => r.latency.p99)), unit: 'ms' },
-    { section: S, metric: 'baseline items/s (same bodies, Set per tenant)', value: median(pick(pairs, 'baseline', r => r.rps * PER)), unit: 'item/s', runs: pick(pairs, 'baseline', r => r.rps * PER) },
-    { section: S, metric: 'ratio countd / baseline (per run)', value: median(pairs.map(p => p.ratio)), unit: 'ratio', runs: pairs.map(p => p.ratio) }
-  ]
+  const rows = perRequestRows(S, pairs, PER, {
+    countd: `countd items/s (${PER} per request, durable)`, latency: 'countd request latency', baseline: 'baseline items/s (same bodies, Set per tenant)', unit: 'item/s', target: 150000
+  })
   return {
     id: 7,
     title: 'Item ingest',
