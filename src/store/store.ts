@@ -11,7 +11,9 @@
 //   meta/snapshot                       -> checksum of snapshot.bin after a clean stop (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
-//   w/<sequence as 16 hex>              -> journal record: JSON [key, value|null, ...] of one group commit
+//   meta/journal                        -> time of the last synced write that retired journal files (journal.ts)
+//   w/<sequence as 16 hex>              -> legacy journal record (before the journal file): JSON [key, value|null, ...]
+// and beside LevelDB, <data-dir>/journal/<seq>.log: the journal of own writes (journal.ts).
 // The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
 // the entries under any tree node are one key range: anti-entropy reads what
 // differs straight from LevelDB. Version 1 kept counters as c/<name>/<replica>;
@@ -25,11 +27,12 @@
 // fetched again from the cluster.
 //
 // Own writes are acknowledged once their group commit is in the journal: ONE
-// synced LevelDB record (w/<seq>) holding every key of the group, however many
-// (a LevelDB write costs per key, so 5,000 keys synced took 23-88 ms and one
-// 60 KB record 2.5 ms). Right after, the group's keys are folded into their
-// own keys by the unsynced writer, in the same atomic batch that deletes the
-// record. Until that batch lands the keys are "unfolded": reads of the store
+// fdatasync'd record in an append-only file beside LevelDB (journal.ts)
+// holding every key of the group, however many (a LevelDB write costs per
+// key, so 5,000 keys synced took 23-88 ms; and a synced LevelDB put waits
+// behind every unsynced batch in LevelDB's single writer queue). Right after,
+// the group's keys are folded into their own keys by the unsynced writer.
+// Until that batch lands the keys are "unfolded": reads of the store
 // (entriesUnder, get) overlay them, so nothing acknowledged is ever invisible.
 // open() folds the records a killed process left; a store that recovers from a
 // failed write folds them again before it takes writes.
@@ -45,6 +48,7 @@ import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
+import { Journal, type JournalRecord } from './journal.js'
 import { DEPTH, leafHex } from '../crdt/digest.js'
 import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
 export { DataDirLockedError }
@@ -102,6 +106,7 @@ const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
 const LAYOUT_KEY = 'meta/layout'
 const SNAPSHOT_KEY = 'meta/snapshot'
+const JOURNAL_KEY = 'meta/journal'
 const idempotencyKey = (key: string): string => `i/${key}`
 
 function entryOp (e: PlacedEntry): BatchOp {
@@ -165,11 +170,7 @@ class GroupWriter {
   }
 
   private grows (key: string, value: bigint): boolean {
-    for (const m of [this.queue, this.inFlight]) {
-      const prev = m.get(key)
-      if (prev?.type === 'put' && prev.grows !== undefined && prev.grows >= value) return false
-    }
-    return true
+    return !covers(this.queue.get(key), value) && !covers(this.inFlight.get(key), value)
   }
 
   private async run (): Promise<void> {
@@ -205,6 +206,11 @@ class GroupWriter {
       this.writing = false
     }
   }
+}
+
+/** Whether a queued op already puts `value` or more. */
+function covers (prev: BatchOp | undefined, value: bigint): boolean {
+  return prev !== undefined && prev.type === 'put' && prev.grows !== undefined && prev.grows >= value
 }
 
 /** Degraded after a failed write until LevelDB is reopened and a synced probe succeeds. */
@@ -257,47 +263,78 @@ export class Store {
   private readonly lazy: GroupWriter
   readonly health: StoreHealth
   private closed = false
-  /** Sequence number of the next journal record. */
-  private journalSeq = 0
+  private journal!: Journal
   /** Keys whose newest value is in a journal record but not yet in its own key (see the header). */
   private readonly unfolded = new Map<string, BatchOp>()
 
   private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
-    this.durable = new GroupWriter(async ops => { await this.journal(ops) }, this.health)
+    this.durable = new GroupWriter(async ops => { await this.commitOwn(ops) }, this.health)
     this.lazy = new GroupWriter(async ops => { await writeBatch(this.db, ops, false) }, this.health)
   }
 
-  /** The durable writer's commit: one synced record, then the fold (not awaited). */
-  private async journal (ops: BatchOp[]): Promise<void> {
-    const key = `w/${(this.journalSeq++).toString(16).padStart(16, '0')}`
-    const record: Array<string | null> = []
+  /** The durable writer's commit: one fdatasync'd journal record, then the fold (not awaited). */
+  private async commitOwn (ops: BatchOp[]): Promise<void> {
+    const record: JournalRecord = []
     for (const op of ops) record.push(op.key, op.type === 'put' ? op.value : null)
-    await this.db.put(key, JSON.stringify(record), { sync: true })
+    const file = await this.journal.append(record)
     for (const op of ops) this.unfolded.set(op.key, op)
-    this.lazy.write([...ops, { type: 'del', key }]).then(() => {
+    this.lazy.write(ops).then(() => {
       for (const op of ops) if (this.unfolded.get(op.key) === op) this.unfolded.delete(op.key)
+      this.journal.folded(file)
     }, () => {
-      // The store is degraded now; recovery folds the record (foldJournal).
+      // The store is degraded now; recovery folds the record again (recoverJournal).
     })
   }
 
+  /** A synced LevelDB write: every unsynced write before it is durable once it returns. */
+  private async syncDb (): Promise<void> {
+    if (this.closed) throw new StorageError('the data dir is closed')
+    await this.db.put(JOURNAL_KEY, String(Date.now()), { sync: true })
+  }
+
   /**
-   * Fold every journal record into its keys, oldest first (each record's
-   * keys and its deletion in one synced batch). Runs at open and during
-   * recovery, when no other write can be in flight.
+   * Fold journal records into their keys, oldest first, in one synced batch.
+   * Runs at open and during recovery, when no other write can be in flight.
    */
-  private async foldJournal (): Promise<void> {
-    for await (const [key, value] of this.db.iterator({ gt: 'w/', lt: 'w0' })) {
-      const record = JSON.parse(value) as Array<string | null>
-      const ops: BatchOp[] = [{ type: 'del', key }]
+  private async foldRecords (records: JournalRecord[]): Promise<void> {
+    if (records.length === 0) return
+    const ops: BatchOp[] = []
+    for (const record of records) {
       for (let i = 0; i < record.length; i += 2) {
         const v = record[i + 1]
         ops.push(v === null ? { type: 'del', key: record[i] as string } : { type: 'put', key: record[i] as string, value: v })
       }
-      await writeBatch(this.db, ops, true)
-      this.journalSeq = Math.max(this.journalSeq, parseInt(key.slice(2), 16) + 1)
     }
+    await writeBatch(this.db, ops, true)
+  }
+
+  /**
+   * Journal records a data dir of the previous layout left in LevelDB
+   * (w/<seq>, before the journal file): fold them, then delete them.
+   */
+  private async foldLegacyJournal (): Promise<void> {
+    for await (const [key, value] of this.db.iterator({ gt: 'w/', lt: 'w0' })) {
+      await this.foldRecords([JSON.parse(value) as JournalRecord])
+      await this.db.del(key, { sync: true })
+    }
+  }
+
+  /** Open the journal; fold and delete what a killed process left in it. */
+  private async openJournal (): Promise<void> {
+    await this.foldLegacyJournal()
+    const { journal, records, replayed } = Journal.open(join(this.dir, 'journal'), async () => { await this.syncDb() })
+    this.journal = journal
+    await this.foldRecords(records)
+    Journal.discard(replayed)
+    this.unfolded.clear()
+  }
+
+  /** After a failed write: fold every record still in the journal again, then continue in a new file. */
+  private async recoverJournal (): Promise<void> {
+    await this.foldLegacyJournal()
+    await this.foldRecords(this.journal.records())
+    Journal.discard(this.journal.restart())
     this.unfolded.clear()
   }
 
@@ -322,8 +359,13 @@ export class Store {
       throw new Error(`cannot open data dir ${dir}: ${err?.cause?.message ?? err?.message}`)
     }
     const store = new Store(db, dir)
-    if (leafOf !== undefined) await store.migrateV1(leafOf)
-    await store.foldJournal()
+    try {
+      if (leafOf !== undefined) await store.migrateV1(leafOf)
+      await store.openJournal()
+    } catch (err) {
+      await db.close().catch(() => {})
+      throw err
+    }
     return store
   }
 
@@ -354,7 +396,8 @@ export class Store {
     await this.db.open()
     // A synced probe: the disk takes writes again.
     await this.db.put('meta/probe', String(Date.now()), { sync: true })
-    await this.foldJournal()
+    await this.recoverJournal()
+    await this.journal.probe()
   }
 
   // ---- entries ----
@@ -527,7 +570,7 @@ export class Store {
 
   /** Write the snapshot; call with no writes in flight and none to follow (the store closes next). */
   async saveSnapshot (bytes: Uint8Array): Promise<void> {
-    while (!this.durable.idle || !this.lazy.idle) await new Promise(resolve => setTimeout(resolve, 1))
+    await this.writesSettled()
     const file = join(this.dir, 'snapshot.bin')
     const fd = openSync(`${file}.tmp`, 'w')
     try {
@@ -566,9 +609,28 @@ export class Store {
     await this.db.put(IDENTITY_KEY, Buffer.from(key).toString('hex'), { sync: true })
   }
 
-  /** Wait for queued writes and close the database. */
-  async close (): Promise<void> {
+  /** Until no write is queued or in flight (folds included). */
+  private async writesSettled (): Promise<void> {
     while (!this.durable.idle || !this.lazy.idle) await new Promise(resolve => setTimeout(resolve, 1))
+  }
+
+  /**
+   * Wait for queued writes and close the database. With every journal record
+   * folded and synced into LevelDB, the journal files go (a clean stop leaves
+   * none to replay).
+   */
+  async close (): Promise<void> {
+    await this.writesSettled()
+    if (this.health.degraded === undefined && this.journal.allFolded) {
+      try {
+        await this.syncDb()
+        this.journal.discardAll()
+      } catch {
+        this.journal.close() // kept: the next open replays them
+      }
+    } else {
+      this.journal.close()
+    }
     this.closed = true
     this.health.stop()
     await this.db.close()

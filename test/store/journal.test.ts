@@ -1,0 +1,96 @@
+// The journal of own writes (src/store/journal.ts): what a killed process
+// acknowledged is there after it, a torn tail is ignored, a clean close
+// leaves nothing to replay.
+import { strict as assert } from 'node:assert'
+import { execFileSync } from 'node:child_process'
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { crc32 } from 'node:zlib'
+import { Store, type PlacedEntry } from '../../src/store/store.js'
+import { readRecords } from '../../src/store/journal.js'
+import { counterKind } from '../../src/crdt/gcounter.js'
+
+const ce = (key: string, sub: string, value: bigint): PlacedEntry => ({ ds: 'c', key, sub, value, leaf: counterKind.leafOf(key, sub) })
+const storeModule = resolve('dist/src/store/store.js')
+
+/** A child process that acknowledges `n` durable writes of counter "hits" (1..n), then dies by SIGKILL. */
+function writeAndDie (dir: string, n: number): void {
+  const script = `
+    const { Store } = await import(${JSON.stringify(storeModule)})
+    const { counterKind } = await import(${JSON.stringify(resolve('dist/src/crdt/gcounter.js'))})
+    const s = await Store.open(${JSON.stringify(dir)})
+    const leaf = counterKind.leafOf('hits', 'r')
+    for (let i = 1; i <= ${n}; i++) await s.writeDurable([{ ds: 'c', key: 'hits', sub: 'r', value: BigInt(i), leaf }, { ds: 'c', key: 'k' + i, sub: 'r', value: 1n, leaf: counterKind.leafOf('k' + i, 'r') }])
+    process.stdout.write('acked\\n')
+    process.kill(process.pid, 'SIGKILL')`
+  let out = ''
+  try {
+    out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+  } catch (err: any) {
+    out = String(err.stdout ?? '')
+    assert.equal(err.signal, 'SIGKILL', String(err.stderr))
+  }
+  assert.equal(out, 'acked\n')
+}
+
+async function values (s: Store): Promise<Map<string, bigint>> {
+  const m = new Map<string, bigint>()
+  for await (const chunk of s.entries()) for (const e of chunk) m.set(e.key, e.value)
+  return m
+}
+
+describe('Store journal', function () {
+  this.timeout(30000)
+  let dir: string
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-journal-')) })
+  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  it('every write acknowledged before a SIGKILL is there after it; the replayed files are gone', async () => {
+    writeAndDie(dir, 300)
+    assert.ok(readdirSync(join(dir, 'journal')).length > 0, 'a killed process leaves its journal')
+    const s = await Store.open(dir)
+    try {
+      const v = await values(s)
+      assert.equal(v.get('hits'), 300n)
+      for (let i = 1; i <= 300; i++) assert.equal(v.get(`k${i}`), 1n)
+      assert.equal(readdirSync(join(dir, 'journal')).length, 1, 'only the new, empty journal file is left')
+    } finally {
+      await s.close()
+    }
+    assert.deepEqual(readdirSync(join(dir, 'journal')), [], 'a clean close leaves nothing to replay')
+  })
+
+  it('a torn record at the end (a write that never completed) is ignored, the records before it are kept', async () => {
+    writeAndDie(dir, 20)
+    const [file] = readdirSync(join(dir, 'journal'))
+    appendFileSync(join(dir, 'journal', file), Buffer.from([200, 0, 0, 0, 1, 2, 3, 4, 0x5b, 0x22]))
+    const s = await Store.open(dir)
+    try {
+      assert.equal((await values(s)).get('hits'), 20n)
+      await s.writeDurable([ce('hits', 'r', 21n)])
+    } finally {
+      await s.close()
+    }
+    const again = await Store.open(dir)
+    try {
+      assert.equal((await values(again)).get('hits'), 21n)
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('readRecords stops at the first damaged record', () => {
+    const frame = (payload: string, crcFix = 0): Buffer => {
+      const p = Buffer.from(payload)
+      const h = Buffer.alloc(8)
+      h.writeUInt32LE(p.length, 0)
+      h.writeUInt32LE((crc32(p) + crcFix) >>> 0, 4)
+      return Buffer.concat([h, p])
+    }
+    const good = Buffer.concat([frame('["a","1"]'), frame('["b",null]')])
+    assert.deepEqual(readRecords(good), [['a', '1'], ['b', null]])
+    assert.deepEqual(readRecords(Buffer.concat([good, frame('["c","2"]', 1), frame('["d","3"]')])), [['a', '1'], ['b', null]])
+    assert.deepEqual(readRecords(Buffer.concat([good, frame('["c","2"]').subarray(0, 12)])), [['a', '1'], ['b', null]])
+  })
+})
