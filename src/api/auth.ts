@@ -4,6 +4,9 @@
 // SIGHUP that changes it takes effect at once.
 import { createHash, timingSafeEqual } from 'node:crypto'
 
+/** `Authorization: Bearer TOKEN`; the scheme is case-insensitive (RFC 7235). */
+export const BEARER = /^bearer +(\S.*)$/i
+
 export function tokenMatches (token: string, given: string): boolean {
   return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(token).digest())
 }

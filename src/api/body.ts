@@ -98,32 +98,50 @@ export async function readIncrement (ctx: Ctx, limit: number): Promise<bigint> {
   return n
 }
 
-/** Body of POST /counters: JSON object {name: N, ...} or NDJSON lines {"name": .., "value": N}. */
+/**
+ * Body of POST /counters: a JSON object {name: N, ...}, or NDJSON lines
+ * {"name": "...", "value": N}. Content-Type application/x-ndjson means lines;
+ * otherwise a body of one line that is an object is the object form, unless
+ * its "name" is a string (never valid in the object form, where values are
+ * numbers): then it is a single NDJSON line. Values are JSON numbers written
+ * as digits (not "3", 5.0, 1e3 or -1).
+ */
 export async function readCounterBatch (ctx: Ctx, limit: number): Promise<Array<[string, bigint]>> {
   const text = await readBody(ctx.req, limit)
   const items = new Map<string, bigint>()
   const add = (name: unknown, v: unknown): void => {
     if (typeof name !== 'string') throw badRequest('batch entries need a counter name')
     checkName(name)
-    const n = parseIncrement(v)
+    const n = typeof v === 'number' ? parseIncrement(v) : undefined
     if (n === undefined) throw badRequest(`${name}: ${INCREMENT_RULE}`)
     const total = (items.get(name) ?? 0n) + n
     if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw badRequest(`${name}: ${INCREMENT_RULE}`)
     items.set(name, total)
   }
+  const addLine = (line: string, obj: unknown): void => {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw badRequest('NDJSON lines must be {"name": "...", "value": N}')
+    const { name, value } = obj as { name?: unknown, value?: unknown }
+    if (value === undefined) throw badRequest('NDJSON lines must be {"name": "...", "value": N}')
+    if (!jsonValueLiteralIsInteger(line)) throw badRequest(INCREMENT_RULE)
+    add(name, value)
+  }
   const trimmed = text.trim()
-  if (trimmed.startsWith('{') && !trimmed.includes('\n')) {
+  if (!isNdjson(ctx.req) && trimmed.startsWith('{') && !trimmed.includes('\n')) {
     const obj = parseJson(trimmed)
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw badRequest('batch body must be a JSON object {"name": N, ...}')
-    if (/[0-9][eE.]|:\s*-/.test(trimmed.replace(/"(?:[^"\\]|\\.)*"/g, '""'))) throw badRequest(INCREMENT_RULE)
-    for (const [name, v] of Object.entries(obj as Record<string, unknown>)) add(name, v)
+    if (typeof (obj as { name?: unknown }).name === 'string') {
+      addLine(trimmed, obj)
+    } else {
+      // A value written as 1e3, 5.0 or -1 (JSON.parse hides the difference). A
+      // ':' inside a string never belongs to a valid body (names cannot hold
+      // one), so the raw text is tested as it is.
+      if (/:\s*(?:-|[0-9]+[eE.])/.test(trimmed)) throw badRequest(INCREMENT_RULE)
+      for (const [name, v] of Object.entries(obj as Record<string, unknown>)) add(name, v)
+    }
   } else {
     for (const line of trimmed.split('\n')) {
       if (line.trim() === '') continue
-      const obj = parseJson(line) as { name?: unknown, value?: unknown } | null
-      if (obj === null || typeof obj !== 'object') throw badRequest('NDJSON lines must be {"name": "...", "value": N}')
-      if (!jsonValueLiteralIsInteger(line)) throw badRequest(INCREMENT_RULE)
-      add(obj.name, obj.value ?? 1)
+      addLine(line, parseJson(line))
     }
   }
   if (items.size === 0) throw badRequest('empty batch')

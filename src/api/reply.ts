@@ -9,7 +9,11 @@ export function sendText (res: ServerResponse, status: number, text: string): vo
 }
 
 export function sendJson (res: ServerResponse, status: number, value: unknown): void {
-  const body = toJson(value)
+  sendJsonText(res, status, toJson(value))
+}
+
+/** A body that is JSON text already (hot paths build it directly). */
+export function sendJsonText (res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
   res.end(body)
 }

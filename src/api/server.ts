@@ -2,7 +2,7 @@
 // (src/api/routes/*), matched exactly (router.ts), and documented from the
 // same declarations (openapi.ts). See README "HTTP API".
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
-import { tokenMatches } from './auth.js'
+import { tokenMatches, BEARER } from './auth.js'
 import type { ApiDeps } from './deps.js'
 import type { RouteDecl } from './route.js'
 import { json } from './route.js'
@@ -48,7 +48,7 @@ export function createApi (d: ApiDeps): Server {
 function authorized (d: ApiDeps, req: IncomingMessage): boolean {
   const token = d.settings.apiToken
   if (token === undefined) return true
-  const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
+  const m = BEARER.exec(req.headers.authorization ?? '')
   return m !== null && tokenMatches(token, m[1])
 }
 

@@ -17,7 +17,7 @@ export function startCommand (): Command {
     .addOption(new Option('--api-token <token>', 'require Authorization: Bearer <token> on the HTTP API (all but /health)').env('COUNTD_API_TOKEN'))
     .addOption(new Option('--resp <host:port>', 'Redis-protocol listener (off unless given)').env('COUNTD_RESP'))
     .addOption(new Option('--grpc <host:port>', 'gRPC listener (off unless given)').env('COUNTD_GRPC'))
-    .addOption(new Option('--allow-unauthenticated', 'allow listeners beyond loopback without --api-token').env('COUNTD_ALLOW_UNAUTHENTICATED'))
+    .addOption(new Option('--allow-unauthenticated', 'allow listeners beyond loopback without --api-token (env COUNTD_ALLOW_UNAUTHENTICATED=1)'))
     .addOption(new Option('--node-slot <n>', 'pin this node\'s ID slot (0-1023)').env('COUNTD_NODE_SLOT'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
@@ -33,6 +33,9 @@ export function startCommand (): Command {
           if (source === 'cli' || source === 'env') explicit[key] = value
           else defaults[key] = value
         }
+        // Read by value, not presence (commander would take "=0" as set): 1/true/yes allow.
+        const allowEnv = process.env.COUNTD_ALLOW_UNAUTHENTICATED
+        if (explicit.allowUnauthenticated === undefined && allowEnv !== undefined) explicit.allowUnauthenticated = allowEnv
         const cfg = loadConfig({ file: flags.config, explicit, defaults: defaults as unknown as StartFlags })
         const log = createLogger(cfg.logLevel)
         // Loaded here so client commands start without libp2p and LevelDB.

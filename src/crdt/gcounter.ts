@@ -146,15 +146,30 @@ export function counterEntryHash (name: string, replica: string, count: bigint):
     if (replicaHashes.size < 100000) replicaHashes.set(replica, rh)
   }
   const [n1, n2] = hash64(name)
-  const words = countWords(count)
   let a = 0x3c6ef372
   let b = 0xa54ff53a
-  for (const w of [n1, n2, rh[0], rh[1], ...words]) {
-    a = mixWord(a, w)
-    b = mixWord(b, w ^ 0x5bd1e995)
+  // Mix n1, n2, the replica's lanes, then the count's words (hot path: no arrays).
+  a = mixWord(a, n1); b = mixWord(b, n1 ^ 0x5bd1e995)
+  a = mixWord(a, n2); b = mixWord(b, n2 ^ 0x5bd1e995)
+  a = mixWord(a, rh[0]); b = mixWord(b, rh[0] ^ 0x5bd1e995)
+  a = mixWord(a, rh[1]); b = mixWord(b, rh[1] ^ 0x5bd1e995)
+  let nWords = 2
+  if (count <= MAX_SAFE) {
+    const n = Number(count)
+    const lo = n % TWO_32
+    const hi = Math.floor(n / TWO_32)
+    a = mixWord(a, lo); b = mixWord(b, lo ^ 0x5bd1e995)
+    a = mixWord(a, hi); b = mixWord(b, hi ^ 0x5bd1e995)
+  } else {
+    const words = countWords(count)
+    nWords = words.length
+    for (const w of words) { a = mixWord(a, w); b = mixWord(b, w ^ 0x5bd1e995) }
   }
-  return [fmix(a ^ words.length), fmix(b ^ (words.length + 0x68e31da4))]
+  return [fmix(a ^ nWords), fmix(b ^ (nWords + 0x68e31da4))]
 }
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+const TWO_32 = 2 ** 32
 
 export const counterKind: DatasetKind<CounterSet> = {
   tag: 'c',

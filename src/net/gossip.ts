@@ -33,7 +33,9 @@ export class DeltaGossip {
   /** Queue own new entries for the next batch. */
   enqueue (entries: Entry[]): void {
     for (const e of entries) {
-      const id = `${e.ds}/${e.key}/${e.sub}`
+      // Own entries of a dataset whose sub is the origin all have sub = this
+      // replica: the key alone tells them apart (and is shorter to hash).
+      const id = this.replica.lookup(e.ds)?.subIsOrigin === true ? `${e.ds}/${e.key}` : `${e.ds}/${e.key}/${e.sub}`
       const prev = this.pending.get(id)
       if (prev === undefined || e.value > prev.value) this.pending.set(id, e)
     }

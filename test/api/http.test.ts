@@ -64,6 +64,18 @@ describe('HTTP API', function () {
     assert.equal((await call(n, 'GET', '/counter/b1/value')).body, '3')
     const nd = await call(n, 'POST', '/counters', '{"name":"b1","value":2}\n{"name":"b3","value":1}\n', { 'Content-Type': 'application/x-ndjson' })
     assert.deepEqual(JSON.parse(nd.body), { b1: 5, b3: 1 })
+    // One NDJSON line is a line, not the object form (which would count "name" and "value").
+    const one = await call(n, 'POST', '/counters', '{"name":"b4","value":3}', { 'Content-Type': 'application/x-ndjson' })
+    assert.deepEqual(JSON.parse(one.body), { b4: 3 })
+    const untyped = await call(n, 'POST', '/counters', '{"name":"b4","value":2}')
+    assert.deepEqual(JSON.parse(untyped.body), { b4: 5 })
+    for (const body of ['{"value":1}', '{"name":"b4"}', '{"name":"b4","value":"2"}', '{"name":"b4","value":2.0}']) {
+      const r = await call(n, 'POST', '/counters', body, { 'Content-Type': 'application/x-ndjson' })
+      assert.equal(r.status, 400, `${body} -> ${r.status} ${r.body}`)
+    }
+    assert.equal((await call(n, 'POST', '/counters', '{"b4":"2"}', { 'Content-Type': 'application/json' })).status, 400)
+    assert.equal((await call(n, 'GET', '/counter/b4/value')).body, '5')
+    assert.equal((await call(n, 'GET', '/counter/value/value')).body, '0')
   })
 
   it('rejects hostile input with a 4xx JSON error and changes nothing', async () => {
@@ -105,6 +117,10 @@ describe('HTTP API', function () {
       ['POST', '/config', '{"actors": ["/not/a/multiaddr"]}', json, 400],
       ['POST', '/counters', '{"a": "x"}', json, 400],
       ['POST', '/counters', '{}', json, 400],
+      ['POST', '/counters', '{"target": 1e3}', json, 400],
+      ['POST', '/counters', '{"target":5.0}', json, 400],
+      ['POST', '/counters', '{"target": -1}', json, 400],
+      ['POST', '/counters', '{"ok": 1, "target": 2E1}', json, 400],
       ['DELETE', '/members/12D3KooWnotamember', undefined, {}, 404]
     ]
     for (const [method, path, body, headers, status] of cases) {

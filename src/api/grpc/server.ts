@@ -9,7 +9,7 @@ import type { CountdService, ItemRef } from '../../service.js'
 import { BadInputError, CountdError } from '../../errors.js'
 import { checkName, checkIncrement, checkItemId } from '../resp/input.js'
 import { MAX_ITEMS, MAX_IDS } from '../../validate.js'
-import { liveTokenCheck } from '../auth.js'
+import { liveTokenCheck, BEARER } from '../auth.js'
 import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
 import { commandMeter } from '../resp/meter.js'
 
@@ -107,7 +107,7 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
   const authorized = (md: grpc.Metadata): boolean => {
     const check = checkNow()
     if (check === undefined) return true
-    const m = /^Bearer (.+)$/.exec(String(md.get('authorization')[0] ?? ''))
+    const m = BEARER.exec(String(md.get('authorization')[0] ?? ''))
     return m !== null && check(m[1])
   }
   const impl: grpc.UntypedServiceImplementation = {}

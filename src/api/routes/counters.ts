@@ -3,7 +3,7 @@ import type { ApiDeps } from '../deps.js'
 import { type RouteDecl, type ParamDoc, text, json, error, unreachable, BODY_LIMIT, BATCH_BODY_LIMIT } from '../route.js'
 import { checkName, readIncrement, readCounterBatch, MAX_BATCH, INCREMENT_RULE } from '../body.js'
 import { badRequest } from '../errors.js'
-import { sendJson, sendPage, sendText } from '../reply.js'
+import { sendJson, sendJsonText, sendPage, sendText } from '../reply.js'
 import { timeoutMsOf, timeoutParam, pageOf, pageParams, nextSchema } from '../query.js'
 
 const digits = { type: 'string', pattern: '^[0-9]+$' }
@@ -113,7 +113,8 @@ export function counterRoutes (d: ApiDeps): RouteDecl[] {
     handle: async ctx => {
       const items = await readCounterBatch(ctx, BATCH_BODY_LIMIT)
       const values = await d.service.incrementMany(items)
-      sendJson(ctx.res, 200, Object.fromEntries(items.map(([n], i) => [n, values[i]])))
+      // Names are plain ASCII of the name rule (no escaping); values exact decimals.
+      sendJsonText(ctx.res, 200, `{${items.map(([n], i) => `"${n}":${values[i].toString()}`).join(',')}}`)
     }
   }]
 }
