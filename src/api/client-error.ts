@@ -4,6 +4,7 @@
 // every other error, then the connection is closed: after a framing error
 // nothing else on it can be trusted.
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { STATUS_CODES } from 'node:http'
 
 /** Status and message for an llhttp error code (`HPE_*`) or a server timeout. */
@@ -32,6 +33,11 @@ export function answerClientError (err: NodeJS.ErrnoException, socket: Socket): 
     return
   }
   const { status, message } = clientErrorReply(err.code)
+  answerRaw(socket, status, message)
+}
+
+/** Write a JSON error straight to a socket no response object owns, and close it. */
+export function answerRaw (socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: message })
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   // Do not wait for a peer that keeps the socket half-open.

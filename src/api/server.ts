@@ -7,10 +7,10 @@ import type { ApiDeps } from './deps.js'
 import type { RouteDecl } from './route.js'
 import { json } from './route.js'
 import { Router } from './router.js'
-import { HttpError } from './errors.js'
+import { HttpError, badRequest } from './errors.js'
 import { sendError, sendJson } from './reply.js'
 import { buildOpenApi } from './openapi.js'
-import { answerClientError } from './client-error.js'
+import { answerClientError, answerRaw } from './client-error.js'
 import { counterRoutes } from './routes/counters.js'
 import { itemRoutes } from './routes/items.js'
 import { idRoutes } from './routes/ids.js'
@@ -36,8 +36,13 @@ export function declareRoutes (d: ApiDeps): RouteDecl[] {
 
 export function createApi (d: ApiDeps): Server {
   const router = new Router(declareRoutes(d))
-  const server = createServer((req, res) => { void dispatch(router, d, req, res) })
+  // requireHostHeader off: node:http's own 400 for a missing Host has no
+  // body; dispatch answers it with the JSON error every other error gets.
+  const server = createServer({ requireHostHeader: false }, (req, res) => { void dispatch(router, d, req, res) })
   server.on('clientError', answerClientError)
+  // Answers node:http would otherwise send bare (417) or not at all (CONNECT).
+  server.on('checkExpectation', (_req, res) => { sendError(res, new HttpError(417, 'only "Expect: 100-continue" is supported')) })
+  server.on('connect', (_req, socket) => { answerRaw(socket, 405, 'CONNECT is not supported') })
   server.keepAliveTimeout = 65000
   server.headersTimeout = 66000
   server.requestTimeout = 120000
@@ -52,13 +57,22 @@ function authorized (d: ApiDeps, req: IncomingMessage): boolean {
   return m !== null && tokenMatches(token, m[1])
 }
 
+/** An absolute-form target (`GET http://host/path`, RFC 9112 §3.2.2) as its path and query. */
+function originForm (target: string): string {
+  const m = /^https?:\/\/[^/?#]*/i.exec(target)
+  if (m === null) return target
+  const rest = target.slice(m[0].length)
+  return rest === '' || rest.startsWith('?') ? `/${rest}` : rest
+}
+
 async function dispatch (router: Router, d: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now()
   let label = 'unknown'
   try {
     // Split the raw target ourselves: URL parsing would resolve "." and
     // ".." segments, which are valid counter names.
-    const target = req.url ?? '/'
+    if (req.headers.host === undefined && req.httpVersionMinor >= 1) throw badRequest('missing Host header')
+    const target = originForm(req.url ?? '/')
     const q = target.indexOf('?')
     const pathname = q === -1 ? target : target.slice(0, q)
     const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1))

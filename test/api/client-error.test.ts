@@ -38,7 +38,10 @@ describe('HTTP errors before routing', function () {
     ['a negative Content-Length', 'POST /counter/ce HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', 400],
     ['Content-Length with Transfer-Encoding', 'POST /counter/ce HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n5\r\n0\r\n\r\n', 400],
     ['a bad chunk size', 'POST /counter/ce HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n5\r\n0\r\n\r\n', 400],
-    ['oversized headers', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431]
+    ['oversized headers', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431],
+    ['an HTTP/1.1 request without Host', 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
+    ['an unknown Expect', 'POST /counter/ce HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 1\r\nConnection: close\r\n\r\n5', 417],
+    ['CONNECT', 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n', 405]
   ]
   for (const [what, bytes, status] of cases) {
     it(`answers ${what} with ${status} JSON and closes`, async () => {
@@ -48,6 +51,12 @@ describe('HTTP errors before routing', function () {
       assert.equal(typeof JSON.parse(r.body).error, 'string')
     })
   }
+
+  it('takes an absolute-form target as its path', async () => {
+    const r = await rawExchange(n, 'GET http://x/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    assert.equal(r.status, 200, r.head)
+    assert.equal(r.body, 'ok')
+  })
 
   it('counted nothing and still serves', async () => {
     assert.equal(await (await fetch(`${n.url}/counter/ce/value`)).text(), '0')
