@@ -1,6 +1,7 @@
 // Request bodies: size limits, content types, and the body rules of the
 // write routes (increment, counter batch, items).
 import type { IncomingMessage } from 'node:http'
+import { isUtf8 } from 'node:buffer'
 import { HttpError, badRequest } from './errors.js'
 import type { Ctx } from './route.js'
 import { isValidName, parseIncrement } from '../validate.js'
@@ -22,7 +23,11 @@ export async function readBody (req: IncomingMessage, limit: number): Promise<st
     if (size > limit) throw tooLarge(req, limit)
     chunks.push(chunk)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  const body = Buffer.concat(chunks)
+  // Decoding would turn invalid bytes into U+FFFD and accept them (an item id
+  // must be UTF-8): refuse instead.
+  if (!isUtf8(body)) throw badRequest('body is not valid UTF-8')
+  return body.toString('utf8')
 }
 
 /** How long the rest of a refused body is read and dropped before the connection is cut. */

@@ -65,6 +65,16 @@ function originForm (target: string): string {
   return rest === '' || rest.startsWith('?') ? `/${rest}` : rest
 }
 
+/** The query string; a malformed percent-escape is a 400, as in the path (URLSearchParams would put U+FFFD in its place). */
+function parseQuery (raw: string): URLSearchParams {
+  if (raw.includes('%')) {
+    for (const part of raw.split('&')) {
+      try { decodeURIComponent(part.replace(/\+/g, ' ')) } catch { throw badRequest('malformed URL encoding in the query') }
+    }
+  }
+  return new URLSearchParams(raw)
+}
+
 async function dispatch (router: Router, d: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now()
   let label = 'unknown'
@@ -75,7 +85,7 @@ async function dispatch (router: Router, d: ApiDeps, req: IncomingMessage, res: 
     const target = originForm(req.url ?? '/')
     const q = target.indexOf('?')
     const pathname = q === -1 ? target : target.slice(0, q)
-    const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1))
+    const query = parseQuery(q === -1 ? '' : target.slice(q + 1))
     // Authenticate before telling anyone which paths exist.
     const found = router.find(pathname)
     const open = found?.pattern.byMethod.get('GET')?.auth === false

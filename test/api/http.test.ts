@@ -199,6 +199,15 @@ describe('HTTP API', function () {
     }
   })
 
+  it('refuses item ids that are not UTF-8, in a body or a query, and adds nothing', async () => {
+    const body = Buffer.concat([Buffer.from('[{"id":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('b","tenant":"utf8t"}]')])
+    const r = await fetch(`${n.url}/items`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } })
+    assert.equal(r.status, 400)
+    assert.equal(typeof (await r.json() as { error: string }).error, 'string')
+    assert.equal((await call(n, 'GET', '/items/utf8t/count')).body, '{"count":0}')
+    assert.equal((await call(n, 'GET', '/items/utf8t/has?id=%FF')).status, 400)
+  })
+
   it('validates item and ID requests (SPEC §5, §6)', async () => {
     const json = { 'Content-Type': 'application/json' }
     const ndjson = { 'Content-Type': 'application/x-ndjson' }
