@@ -14,6 +14,17 @@ export function isValidName (name: string): boolean {
   return NAME_RE.test(name)
 }
 
+/**
+ * Keys that replicate (counter names, tenants): the name rule plus ':', the
+ * separator of Redis key names. The HTTP and gRPC APIs take the name rule
+ * (SPEC §2); the Redis protocol also takes ':' so that Redis clients and
+ * tools work unchanged (redis-benchmark's INCR uses "counter:<n>").
+ */
+const KEY_RE = /^[A-Za-z0-9._~:-]{1,200}$/
+export function isValidKey (key: string): boolean {
+  return KEY_RE.test(key)
+}
+
 export function isReplicaId (id: string): boolean {
   return REPLICA_ID_RE.test(id)
 }

@@ -91,7 +91,7 @@ export class GCounter {
 import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
-import { isValidName, isReplicaId } from '../validate.js'
+import { isValidKey, isReplicaId } from '../validate.js'
 
 
 /** Every counter of a replica: name -> G-Counter. */
@@ -174,7 +174,7 @@ const TWO_32 = 2 ** 32
 export const counterKind: DatasetKind<CounterSet> = {
   tag: 'c',
   name: 'counters',
-  isKey: isValidName,
+  isKey: isValidKey,
   isSub: isReplicaId,
   isValue: count => count > 0n,
   ownerOf: (_name, replica) => replica,

@@ -128,6 +128,12 @@ describe('Redis protocol (RESP2)', function () {
     assert.equal(await cli(PORT, 'GET', 'pipe.cli1'), '1000')
   })
 
+  it('redis-benchmark -t incr runs unchanged and every INCR counts', async () => {
+    const { stdout } = await run('redis-benchmark', ['-h', '127.0.0.1', '-p', String(PORT), '-t', 'incr', '-n', '500', '-c', '5', '-q', '--csv'])
+    assert.match(stdout, /"INCR"/)
+    assert.equal(await cli(PORT, 'GET', 'counter:__rand_int__'), '500')
+  })
+
   it('wrong arity, unknown commands and shrinking writes get -ERR and the connection stays usable', async () => {
     await assert.rejects(redis.call('GET'), /^ReplyError: ERR wrong number of arguments for 'get' command$/)
     await assert.rejects(redis.call('INCRBY', 'x'), /wrong number of arguments for 'incrby'/)
@@ -141,7 +147,10 @@ describe('Redis protocol (RESP2)', function () {
     await assert.rejects(redis.incrby('io.hits', -5), /increment must be an integer from 1/)
     await assert.rejects(redis.call('INCRBY', 'io.hits', '9007199254740992'), /increment must be/)
     await assert.rejects(redis.call('INCRBY', 'io.hits', '1e3'), /increment must be/)
-    await assert.rejects(redis.incr('user:1'), /invalid counter name "user:1"/)
+    // Redis key names may hold ':' (redis-benchmark's INCR uses "counter:<n>"); '/' and spaces never.
+    assert.equal(await redis.incr('user:1'), 1)
+    await assert.rejects(redis.incr('user/1'), /invalid counter name "user\/1"/)
+    await assert.rejects(redis.incr('user 1'), /invalid counter name/)
     await assert.rejects(redis.incr('x'.repeat(201)), /invalid counter name/)
     await assert.rejects(redis.sadd('io-tenant', 'bad\u0001id'), /invalid item id/)
     await assert.rejects(redis.sadd('io-tenant', 'y'.repeat(257)), /invalid item id/)

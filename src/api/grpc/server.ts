@@ -131,6 +131,9 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
       })
     }
   }
+  // grpc-js logs errors to stderr itself (a busy port printed a second line
+  // before countd's own); its messages go to the node's log instead.
+  grpc.setLogger({ error: (...a: unknown[]) => { log.debug({ grpc: a.join(' ') }, 'grpc-js') }, info: () => {}, debug: () => {} } as unknown as Partial<Console>)
   const server = new grpc.Server()
   server.addService(definition, impl)
   const port = await new Promise<number>((resolve, reject) => {

@@ -5,7 +5,7 @@
 import type { CountdService } from '../../service.js'
 import { BadInputError, CountdError } from '../../errors.js'
 import { OK, NIL, EMPTY_ARRAY, integer, bulk, bulkBytes, array, type Reply } from './reply.js'
-import { checkName, checkIncrement, checkItemId, utf8 } from './input.js'
+import { checkName, checkRedisKey, checkIncrement, checkItemId, utf8 } from './input.js'
 import { isValidItemId, MAX_ITEMS } from '../../validate.js'
 
 /** A refusal with a Redis error word ("ERR", "NOAUTH", ...) and metrics outcome. */
@@ -162,26 +162,26 @@ export const commands: Record<string, Command> = {
   },
   incr: {
     arity: 2,
-    run: async (args, _session, ctx) => integer(await ctx.service.increment(checkName(str(args[1])), 1n))
+    run: async (args, _session, ctx) => integer(await ctx.service.increment(checkRedisKey(str(args[1])), 1n))
   },
   incrby: {
     arity: 3,
     run: async (args, _session, ctx) => {
-      const name = checkName(str(args[1]))
+      const name = checkRedisKey(str(args[1]))
       return integer(await ctx.service.increment(name, checkIncrement(str(args[2]))))
     }
   },
   get: {
     arity: 2,
     read: true,
-    run: (args, _session, ctx) => counterReply(ctx.service.value(checkName(str(args[1]))))
+    run: (args, _session, ctx) => counterReply(ctx.service.value(checkRedisKey(str(args[1]))))
   },
   mget: {
     arity: -2,
     read: true,
     run: (args, _session, ctx) => {
       if (args.length - 1 > MAX_ITEMS) throw new BadInputError(`at most ${MAX_ITEMS} names per MGET`)
-      const names = args.slice(1).map(a => checkName(str(a)))
+      const names = args.slice(1).map(a => checkRedisKey(str(a)))
       return array(names.map(n => counterReply(ctx.service.value(n))))
     }
   },
@@ -217,7 +217,7 @@ export const commands: Record<string, Command> = {
     read: true,
     run: async (args, _session, ctx) => {
       if (args.length > 3) throw err("wrong number of arguments for 'countd.consistent' command")
-      const name = checkName(str(args[1]))
+      const name = checkRedisKey(str(args[1]))
       let timeoutMs = ctx.consistentTimeoutMs
       if (args.length === 3) {
         const sec = Number(str(args[2]))

@@ -1,10 +1,16 @@
 // Input rules the Redis-protocol and gRPC front ends share: the same rules
 // as the HTTP API (SPEC §2, §5), applied before anything reaches the service
 // so bad input never changes state. The rules themselves are src/validate.ts.
-import { isValidName, parseIncrement, isValidItemId } from '../../validate.js'
+import { isValidName, isValidKey, parseIncrement, isValidItemId } from '../../validate.js'
 import { BadInputError } from '../../errors.js'
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A Redis key naming a counter or tenant: the name rule plus ':' (src/validate.ts isValidKey). */
+export function checkRedisKey (name: string, what = 'counter name'): string {
+  if (!isValidKey(name)) throw new BadInputError(`invalid ${what} ${JSON.stringify(name.slice(0, 210))}: 1-200 characters of A-Z a-z 0-9 . _ ~ - :`)
+  return name
+}
 
 export function checkName (name: string, what = 'counter name'): string {
   if (!isValidName(name)) throw new BadInputError(`invalid ${what} ${JSON.stringify(name.slice(0, 210))}: 1-200 characters of A-Z a-z 0-9 . _ ~ -`)
