@@ -37,13 +37,13 @@ export async function callApi ({ api, apiToken }: ApiTarget, method: string, pat
   }
 }
 
-/** The `error` of a JSON error body, or the raw text. */
+/** The `error` of a JSON error body, or the raw text (or the status, for an empty body: not a countd API then). */
 export function errorOf (reply: ApiReply): string {
+  let text = reply.text.trim()
   try {
-    return JSON.parse(reply.text).error ?? reply.text
-  } catch {
-    return reply.text
-  }
+    text = String(JSON.parse(reply.text).error ?? text)
+  } catch {}
+  return text === '' ? `the API answered HTTP ${reply.status} with no message (is --api a countd node?)` : text
 }
 
 /** Turn a non-2xx reply into a CliError (4xx: the user's input, exit 2). */

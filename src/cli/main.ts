@@ -30,7 +30,9 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     // Commander already printed its one-line message (or the help/version).
-    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+    // Asked-for help and --version are 0; help shown because no command was
+    // given (`countd`, `countd items`) is a usage error: 2.
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0)
     process.exit(ok ? 0 : 2)
   }
   exitWith(err)

@@ -149,7 +149,8 @@ describe('countd start refuses to expose an unauthenticated API (SPEC §1)', fun
   for (const [what, args, env] of [
     ['--http 0.0.0.0', ['--http', `0.0.0.0:${portBlock(1)}`], {}],
     ['COUNTD_HTTP beyond loopback', [], { COUNTD_HTTP: `0.0.0.0:${portBlock(1)}` }],
-    ['--resp 0.0.0.0', ['--resp', `0.0.0.0:${portBlock(1)}`], {}]
+    ['--resp 0.0.0.0', ['--resp', `0.0.0.0:${portBlock(1)}`], {}],
+    ['COUNTD_ALLOW_UNAUTHENTICATED=0', ['--http', `0.0.0.0:${portBlock(1)}`], { COUNTD_ALLOW_UNAUTHENTICATED: '0' }]
   ] as Array<[string, string[], Record<string, string>]>) {
     it(`exits 2 with one line naming both remedies: ${what}`, async () => {
       const r = await countd(['start', '--data-dir', join(dir, 'x'), '--listen', `/ip4/127.0.0.1/tcp/${portBlock(1)}`, ...args], env)
@@ -159,6 +160,19 @@ describe('countd start refuses to expose an unauthenticated API (SPEC §1)', fun
       assert.match(r.stderr, /--allow-unauthenticated/)
     })
   }
+
+  it('starts beyond loopback with a token of any length, which every route but /health then needs', async () => {
+    const node = new CountdNode({ name: 'tok', dataDir: join(dir, 'tok'), httpHost: '0.0.0.0', httpPort: portBlock(1), p2pPort: portBlock(1), env: { COUNTD_API_TOKEN: 's3cret' } })
+    try {
+      await node.start()
+      const url = `http://127.0.0.1:${node.opts.httpPort}`
+      assert.equal((await fetch(`${url}/health`)).status, 200)
+      assert.equal((await fetch(`${url}/status`)).status, 401)
+      assert.equal((await fetch(`${url}/status`, { headers: { Authorization: 'bearer s3cret' } })).status, 200)
+    } finally {
+      await node.kill('SIGKILL')
+    }
+  })
 
   it('starts with --allow-unauthenticated (or COUNTD_ALLOW_UNAUTHENTICATED=1)', async () => {
     const node = new CountdNode({ name: 'open', dataDir: join(dir, 'open'), httpHost: '0.0.0.0', httpPort: portBlock(1), p2pPort: portBlock(1), env: { COUNTD_ALLOW_UNAUTHENTICATED: '1' } })
