@@ -181,11 +181,23 @@ describe('Redis protocol (RESP2)', function () {
     assert.match(junk.text, /^-ERR Protocol error/)
     const nested = await raw(PORT, '*1\r\n*1\r\n$4\r\nPING\r\n')
     assert.equal(nested.closed, true)
-    assert.match(nested.text, /^-ERR Protocol error: expected an array of bulk strings/)
+    assert.match(nested.text, /^-ERR Protocol error: expected '\$', got '\*'/)
     // Replies before the bad frame still go out, in order.
     const before = await raw(PORT, '*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINCR\r\n$9\r\njunk.safe\r\n*1\r\n:5\r\n')
-    assert.equal(before.text, '+PONG\r\n:1\r\n-ERR Protocol error: expected an array of bulk strings\r\n')
+    assert.equal(before.text, '+PONG\r\n:1\r\n-ERR Protocol error: expected \'$\', got \':\'\r\n')
     assert.equal(before.closed, true)
+    // Lengths Redis refuses are refused at once, not waited for.
+    for (const bad of ['*2\r\n$3\r\nGET\r\n$abc\r\nxyz\r\n', '*1\r\n$999999999999\r\n', '*1\r\n$-5\r\n', '*x\r\n']) {
+      const r = await raw(PORT, bad)
+      assert.equal(r.closed, true, JSON.stringify(bad))
+      assert.match(r.text, /^-ERR Protocol error: invalid (bulk|multibulk) length\r\n$/, JSON.stringify(bad))
+    }
+    // Inline arguments are quoted as in Redis; unbalanced quotes are a protocol error.
+    const quoted = await raw(PORT, 'ECHO "a b"\r\nECHO \'it\\\'s\'\r\nECHO "\\x41\\n"\r\n')
+    assert.equal(quoted.text, '$3\r\na b\r\n$4\r\nit\'s\r\n$2\r\nA\n\r\n')
+    const unbalanced = await raw(PORT, 'ECHO "abc\r\n')
+    assert.equal(unbalanced.text, '-ERR Protocol error: unbalanced quotes in request\r\n')
+    assert.equal(unbalanced.closed, true)
     // telnet-style inline commands, as Redis accepts them.
     const inline = await raw(PORT, 'PING\r\nINCRBY junk.safe 4\r\nGET junk.safe\n')
     assert.equal(inline.text, '+PONG\r\n:5\r\n$1\r\n5\r\n')

@@ -1,11 +1,11 @@
-// The Redis-protocol front end (SPEC §7): RESP2 over TCP, parsed with
-// redis-parser, answered through the CountdService. Replies leave in request
+// The Redis-protocol front end (SPEC §7): RESP2 over TCP, read as Redis reads
+// requests (parser.ts), answered through the CountdService. Replies leave in request
 // order even though writes resolve later (after their group commit): each
 // connection keeps a queue of reply slots and writes the ready prefix.
 // Every write of a pipeline is handed to the service in the same tick, so a
 // pipeline's increments share one fsync.
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
-import RedisParser from 'redis-parser'
+import { RequestParser, ProtocolError } from './parser.js'
 import type { Logger } from 'pino'
 import type { CountdService } from '../../service.js'
 import { commands, refusal, errorOf, err, RespError, type Session, type CommandContext } from './commands.js'
@@ -17,9 +17,8 @@ import { commandMeter, type Meter } from './meter.js'
 export type RespServerOptions = ListenerOptions
 export type { RunningServer }
 
-/** A command (or inline line) bigger than this closes the connection, as Redis' query buffer limit does. */
+/** A command bigger than this closes the connection, as Redis' query buffer limit does (its bulk limit: invalid bulk length). */
 const MAX_COMMAND_BYTES = 8 * 1024 * 1024
-const MAX_INLINE_BYTES = 64 * 1024
 /** Stop reading from a client that has this many replies outstanding or unread. */
 const MAX_PENDING_REPLIES = 20000
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024
@@ -31,17 +30,13 @@ let nextClientId = 1
 
 class Connection {
   private readonly session: Session
-  private readonly parser: RedisParser
+  private readonly parser = new RequestParser(MAX_COMMAND_BYTES)
   /** Replies waiting for an earlier one (from `head` on). */
   private readonly slots: Slot[] = []
   private head = 0
   /** Ready replies not yet handed to the socket. */
   private out = ''
   private flushScheduled = false
-  private inputSinceFrame = 0
-  /** Bytes of an unfinished inline command (telnet-style `PING\r\n`). */
-  private inline: Buffer | null = null
-  private inlineAfterFrame: Buffer | null = null
   /** No more commands are read (QUIT, protocol error, shutdown); end once replies are out. */
   private closing = false
   private paused = false
@@ -52,12 +47,6 @@ class Connection {
 
   constructor (private readonly socket: Socket, private readonly ctx: CommandContext, private readonly meter: Meter, private readonly log: Logger) {
     this.session = { id: nextClientId++, authenticated: ctx.checkToken === undefined, name: null }
-    this.parser = new RedisParser({
-      returnBuffers: true,
-      returnReply: (frame: unknown) => { this.onFrame(frame) },
-      returnError: () => { this.protocolError('expected an array of bulk strings') },
-      returnFatalError: (e: Error) => { this.protocolError(e.message) }
-    })
     socket.setNoDelay(true)
     socket.on('data', chunk => { this.onData(chunk) })
     socket.on('drain', () => { this.maybeResume() })
@@ -66,87 +55,21 @@ class Connection {
 
   private onData (chunk: Buffer): void {
     if (this.closing) return
-    this.inputSinceFrame += chunk.length
-    if (this.inputSinceFrame > MAX_COMMAND_BYTES) {
-      this.protocolError('command too big')
-      return
-    }
+    this.parser.feed(chunk)
     try {
-      // Redis accepts "inline" commands (a line of words) where a frame
-      // would start; redis-parser knows only frames, so those lines are
-      // split off here while the parser holds no partial frame.
-      if (this.inline !== null || (this.parserIdle() && chunk[0] !== 0x2a)) {
-        this.readInline(this.inline === null ? chunk : Buffer.concat([this.inline, chunk]))
-      } else {
-        this.executeFrames(chunk)
+      for (let args = this.parser.next(); args !== undefined && !this.closing; args = this.parser.next()) {
+        if (args.length > 0) this.dispatch(args) // Redis ignores empty lines and *0
       }
-    } catch (e: any) {
-      // redis-parser throws on absurd lengths (e.g. an array of 2^31 elements).
-      this.protocolError(String(e?.message ?? e))
+      if (this.parser.pending > MAX_COMMAND_BYTES) throw new ProtocolError('command too big')
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e
+      this.protocolError(e.message)
     }
     this.flush()
     if (this.pendingReplies() > MAX_PENDING_REPLIES || this.socket.writableLength > MAX_UNSENT_BYTES) {
       this.paused = true
       this.socket.pause()
     }
-  }
-
-  private parserIdle (): boolean {
-    return this.parserState().buffer === null
-  }
-
-  /** redis-parser's read position (internal fields, stable in 3.0.0, which package.json pins by caret). */
-  private parserState (): { buffer: Buffer | null, offset: number } {
-    return this.parser as unknown as { buffer: Buffer | null, offset: number }
-  }
-
-  /** Feed frames; an inline line right after a frame (redis-cli --pipe sends one) is split off. */
-  private executeFrames (data: Buffer): void {
-    this.parser.execute(data)
-    const rest = this.inlineAfterFrame
-    if (rest !== null) {
-      this.inlineAfterFrame = null
-      this.readInline(Buffer.from(rest))
-    }
-  }
-
-  private readInline (buf: Buffer): void {
-    let at = 0
-    while (at < buf.length && buf[at] !== 0x2a && !this.closing) {
-      const nl = buf.indexOf(0x0a, at)
-      if (nl < 0) break
-      const line = buf.subarray(at, nl > at && buf[nl - 1] === 0x0d ? nl - 1 : nl)
-      at = nl + 1
-      const words = line.toString('latin1').split(/[ \t]+/).filter(w => w !== '')
-      if (words.length > 0) this.onFrame(words.map(w => Buffer.from(w, 'latin1')))
-    }
-    const rest = buf.subarray(at)
-    this.inline = null
-    if (rest.length === 0 || this.closing) return
-    if (rest[0] === 0x2a) {
-      this.executeFrames(rest)
-    } else if (rest.length > MAX_INLINE_BYTES) {
-      this.protocolError('too big inline request')
-    } else {
-      this.inline = Buffer.from(rest)
-    }
-  }
-
-  private onFrame (frame: unknown): void {
-    if (this.closing) return
-    const p = this.parserState()
-    if (p.buffer !== null && p.offset < p.buffer.length && p.buffer[p.offset] !== 0x2a) {
-      // Not a frame next: stop the parser here and read the rest as inline.
-      this.inlineAfterFrame = p.buffer.subarray(p.offset)
-      p.offset = p.buffer.length
-    }
-    this.inputSinceFrame = 0
-    if (!Array.isArray(frame) || !frame.every(a => Buffer.isBuffer(a))) {
-      this.protocolError('expected an array of bulk strings')
-      return
-    }
-    if (frame.length === 0) return // Redis ignores empty arrays
-    this.dispatch(frame as Buffer[])
   }
 
   private dispatch (args: Buffer[]): void {
@@ -275,8 +198,6 @@ class Connection {
 
   stopReading (): void {
     this.closing = true
-    this.inline = null
-    this.parser.reset()
     this.socket.pause()
     this.flush()
   }
