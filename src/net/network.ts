@@ -25,6 +25,8 @@ export interface NetworkOptions {
   swarmKey?: Uint8Array
   /** Register libp2p's own metrics (default true; one node per process may). */
   libp2pMetrics?: boolean
+  /** Entries one anti-entropy exchange swaps at most (default SYNC_ENTRY_BUDGET; tests set it small). */
+  syncEntryBudget?: number
 }
 
 const MEMBERS_RESEND_MS = 30000
@@ -146,14 +148,18 @@ export class Network {
   async consistentSync (timeoutMs: number): Promise<string[]> {
     return await readEveryMember(this.replica, async (id, signal, fresh) => {
       const peer = peerIdFromString(id)
-      const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal, force: fresh })
-      const aborted = (): void => { stream.abort(new Error('consistent read timed out')) }
-      signal.addEventListener('abort', aborted, { once: true })
-      try {
-        await runSync(this.syncHost, stream, peer)
-      } finally {
-        signal.removeEventListener('abort', aborted)
+      const exchange = async (force: boolean): Promise<boolean> => {
+        const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal, force })
+        const aborted = (): void => { stream.abort(new Error('consistent read timed out')) }
+        signal.addEventListener('abort', aborted, { once: true })
+        try {
+          return await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget)
+        } finally {
+          signal.removeEventListener('abort', aborted)
+        }
       }
+      // A difference over the budget takes several exchanges, each started after this call.
+      for (let complete = await exchange(fresh); !complete;) complete = await exchange(false)
     }, timeoutMs, this.log)
   }
 
@@ -201,8 +207,11 @@ export class Network {
     if (this.syncing.has(id) || this.stopped) return
     this.syncing.add(id)
     try {
-      const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
-      await runSync(this.syncHost, stream, peer)
+      // An exchange over the entry budget repaired part of the difference: go on at once.
+      for (let complete = false; !complete && !this.stopped;) {
+        const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
+        complete = await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget)
+      }
     } catch (err: any) {
       this.log.debug({ peer: id, err: err.message }, 'sync failed')
     } finally {

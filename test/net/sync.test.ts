@@ -17,13 +17,13 @@ import { registry } from '../../src/metrics.js'
 
 interface Side { replica: Replica, store: Store, network: Network }
 
-async function side (dir: string): Promise<Side> {
+async function side (dir: string, syncEntryBudget?: number): Promise<Side> {
   const key = await generateKeyPair('Ed25519')
   const store = await Store.open(dir)
   const replica = new Replica(peerIdFromPrivateKey(key).toString(), store)
   await replica.load()
   // Long interval: only the sync on connect runs during the test.
-  const network = new Network(replica, key, { listen: ['/ip4/127.0.0.1/tcp/0'], peers: [], gossipBatchMs: 20, syncIntervalMs: 600000, libp2pMetrics: false }, pino({ level: 'silent' }))
+  const network = new Network(replica, key, { listen: ['/ip4/127.0.0.1/tcp/0'], peers: [], gossipBatchMs: 20, syncIntervalMs: 600000, libp2pMetrics: false, syncEntryBudget }, pino({ level: 'silent' }))
   replica.localDelta.add(es => { network.publish(es) })
   return { replica, store, network }
 }
@@ -144,6 +144,50 @@ describe('anti-entropy of item sets (in process)', function () {
     assert.ok(sent < 2000, `sent ${sent} entries for 100 missing items`)
   })
 })
+
+describe('anti-entropy over the entry budget (in process)', function () {
+  this.timeout(60000)
+  let dir: string
+  const sides: Side[] = []
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-sync-budget-')) })
+  afterEach(async () => {
+    for (const s of sides.splice(0)) {
+      await s.network.stop().catch(() => {})
+      await s.store.close().catch(() => {})
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a difference over the budget is repaired in several exchanges, back to back (an empty side, a partial one); a consistent count runs them all', async () => {
+    const BUDGET = 300
+    const a = await side(join(dir, 'a'), BUDGET)
+    const b = await side(join(dir, 'b'), BUDGET)
+    const c = await side(join(dir, 'c'), BUDGET)
+    sides.push(a, b, c)
+    await a.replica.incrementMany(Array.from({ length: 4000 }, (_, i): [string, bigint] => [`n${i}`, BigInt(1 + (i % 5))]))
+    const items = Array.from({ length: 6000 }, (_, i) => ({ tenant: `t${i % 3}`, id: `item-${i}` }))
+    await a.replica.addItems(items)
+    // c has most items already: what it lacks is spread over the whole tree.
+    await c.replica.addItems(items.slice(0, 5000))
+    const partialBefore = await syncRounds('partial')
+    for (const s of [a, b, c]) await s.network.start()
+    const target = [multiaddr(`${a.network.listenAddrs()[0]}/p2p/${a.replica.id}`)]
+    await b.network.connect(target)
+    await c.network.connect(target)
+    await until(() => b.replica.counters.keys === 4000 && b.replica.items.items === 6000 && c.replica.items.items === 6000 && c.replica.counters.keys === 4000)
+    assert.equal(b.replica.value('n3999'), 5n)
+    assert.ok(await syncRounds('partial') - partialBefore >= 4, 'several partial exchanges')
+    // A consistent count over the budget: each member's exchanges run until one is complete.
+    await a.replica.addItems(Array.from({ length: 2000 }, (_, i) => ({ tenant: 't0', id: `late-${i}` })))
+    assert.deepEqual(await b.network.consistentSync(20000), [])
+    assert.equal(b.replica.items.count('t0'), 4000)
+  })
+})
+
+async function syncRounds (outcome: string): Promise<number> {
+  const m = await registry.getSingleMetric('countd_sync_rounds_total')?.get()
+  return (m?.values ?? []).filter(v => v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0)
+}
 
 async function syncEntriesSent (): Promise<number> {
   const m = await registry.getSingleMetric('countd_sync_entries_sent_total')?.get()
