@@ -1,10 +1,10 @@
 // countd benchmarks. Usage (after `npx tsc -p .`):
 //   npm run bench [-- --quick] [--only 1,6] [--repeats N] [--out DIR] [--profile]
 //
-//   --quick     shorter runs, fewer repeats, 100k names in section 5 (< 3 min on 2 cores)
+//   --quick     shorter runs, fewer repeats, 100k names in section 5 and 1M items in section 10 (< 3 min on 2 cores)
 //   --only L    comma-separated sections: 1 HTTP inc, 2 replication lag, 3 partition heal,
 //               4 bytes per increment, 5 scale, 6 batch increments, 7 item ingest, 8 IDs,
-//               9 Redis protocol vs redis-server
+//               9 Redis protocol vs redis-server, 10 items at scale
 //   --repeats N runs per figure (default 5, quick 3); figures are medians over runs
 //   --out DIR   where results.json and latency.svg go (default: bench/ in the repo)
 //   --profile   run countd under --cpu-prof and print a self-time summary per process
@@ -24,6 +24,7 @@ import { LoadGen } from './procs.js'
 import { formatSummary, summarize } from './profile.js'
 import { replicationLag, wireBytes } from './replication.js'
 import { scale } from './scale.js'
+import { itemScale } from './itemscale.js'
 import { renderLatencySvg, type Panel } from './svg.js'
 import { met, type Ctx, type Row, type SectionResult } from './types.js'
 import { installCleanup, profileCountd, progress, setSection, agent } from './util.js'
@@ -38,7 +39,8 @@ const SECTIONS: Record<number, { name: string, run: (ctx: Ctx) => Promise<Sectio
   6: { name: 'batch increments', run: batchIncrements, quickRepeats: 3 },
   7: { name: 'item ingest', run: itemIngest, quickRepeats: 3 },
   8: { name: 'IDs', run: idSection, quickRepeats: 3 },
-  9: { name: 'Redis protocol vs redis-server', run: redisSection, quickRepeats: 2 }
+  9: { name: 'Redis protocol vs redis-server', run: redisSection, quickRepeats: 2 },
+  10: { name: 'items at scale', run: itemScale, quickRepeats: 1 }
 }
 
 interface Options { quick: boolean, only: number[], repeats?: number, out: string, profile: boolean }
@@ -185,7 +187,7 @@ async function main (): Promise<void> {
   const out: string[] = []
   out.push(`countd benchmark — ${meta.mode} run, commit ${meta.commit}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), load average at start ${loadAtStart.map(x => x.toFixed(2)).join(' ')}, took ${meta.durationSec.toFixed(0)} s`)
   out.push(`Each figure is the median over the runs of its section (runs per section: ${results.map(r => `${r.id}: ${r.repeats}`).join(', ')}); per-run figures in the last column.`)
-  if (o.quick) out.push('QUICK MODE: short runs; section 5 uses 100,000 names instead of 1,000,000.')
+  if (o.quick) out.push('QUICK MODE: short runs; section 5 uses 100,000 names instead of 1,000,000, section 10 1,000,000 items instead of 10,000,000.')
   out.push('')
   out.push(table(rows))
   out.push('')

@@ -2,7 +2,7 @@
 import type { Cluster, CountdNode } from '../cluster.js'
 import type { LoadJob, LoadResult, ReqSpec } from './loadgen.js'
 import type { Ctx, Curve, Row, SectionResult } from './types.js'
-import { waitWritable, getValue, hasSs, median, now, percentile, postInc, progress, scrape, sleep, startCluster, stopCluster, tcpBytesSent, waitPeers } from './util.js'
+import { waitWritable, getValue, hasSs, median, now, percentile, perProtoRows, postInc, progress, scrape, sleep, startCluster, stopCluster, waitPeers, wirePerUnit, wireSnapshot } from './util.js'
 
 const RATE = 2000
 
@@ -17,7 +17,8 @@ function rateJobs (nodes: CountdNode[], durationSec: number, req: (i: number) =>
   }))
 }
 
-async function cluster3 (): Promise<Cluster> {
+/** A 3-node cluster, every node with 2 peers and writable (sections 2, 4 and 10). */
+export async function cluster3 (): Promise<Cluster> {
   progress('starting a 3-node cluster')
   const c = await startCluster(3)
   await waitPeers(c.nodes, 2)
@@ -147,22 +148,6 @@ export async function wireBytes (ctx: Ctx): Promise<SectionResult> {
   const c = await cluster3()
   const S = '4 bytes on the wire'
   const ss = hasSs()
-  const ports = c.nodes.map(n => n.opts.p2pPort)
-  const snapshot = async (): Promise<{ libp2p: number, tcp: number, incs: number, perProto: Map<string, number> }> => {
-    const ms = await Promise.all(c.nodes.map(async n => await scrape(n.url)))
-    const perProto = new Map<string, number>()
-    let libp2p = 0
-    let incs = 0
-    for (const m of ms) {
-      libp2p += m.get('libp2p_data_transfer_bytes_total{protocol="global sent"}') ?? NaN
-      incs += m.get('countd_increments_total') ?? NaN
-      for (const [k, v] of m) {
-        const p = /^libp2p_data_transfer_bytes_total\{protocol="(\S+) sent"\}$/.exec(k)
-        if (p !== null && p[1] !== 'global') perProto.set(p[1], (perProto.get(p[1]) ?? 0) + v)
-      }
-    }
-    return { libp2p, tcp: ss ? tcpBytesSent(ports) : NaN, incs, perProto }
-  }
   try {
     const variants: Array<{ key: string, label: string, req: (r: number, i: number) => ReqSpec }> = [
       { key: 'random', label: 'random names (pool 100k)', req: r => ({ kind: 'incRandom', prefix: `s4-${r}-`, pool: 100000 }) },
@@ -173,15 +158,13 @@ export async function wireBytes (ctx: Ctx): Promise<SectionResult> {
       for (const v of variants) {
         progress(`run ${r + 1}/${ctx.repeats}: ${v.label}, ${RATE} inc/s for ${durationSec} s`)
         await sleep(300)
-        const a = await snapshot()
+        const a = await wireSnapshot(c.nodes, 'countd_increments_total', ss)
         const res = await ctx.load.run(...rateJobs(c.nodes, durationSec, i => v.req(r, i), RATE))
         await sleep(300) // the last gossip batch
-        const b = await snapshot()
-        const incs = Number.isFinite(b.incs - a.incs) ? b.incs - a.incs : res.reduce((s, x) => s + x.ok, 0)
-        const perProto: Record<string, number> = {}
-        for (const [k, val] of b.perProto) perProto[k] = (val - (a.perProto.get(k) ?? 0)) / incs
+        const b = await wireSnapshot(c.nodes, 'countd_increments_total', ss)
+        const { units: incs, tcp, libp2p, perProto } = wirePerUnit(a, b, res.reduce((s, x) => s + x.ok, 0))
         const rate = res.reduce((s, x) => s + x.ok, 0) / median(res.map(x => x.durationSec))
-        const x = { tcp: (b.tcp - a.tcp) / incs, libp2p: (b.libp2p - a.libp2p) / incs, incs, rate, perProto }
+        const x = { tcp, libp2p, incs, rate, perProto }
         progress(`  ${incs} increments (${Math.round(rate)}/s): TCP ${x.tcp.toFixed(1)} B/inc, libp2p streams ${x.libp2p.toFixed(1)} B/inc`)
         out[v.key].push(x)
       }
@@ -192,11 +175,7 @@ export async function wireBytes (ctx: Ctx): Promise<SectionResult> {
       rows.push({ section: S, metric: `TCP payload bytes per inc, ${v.label}`, value: median(xs.map(x => x.tcp)), unit: 'B/inc', target: { op: '<=', value: 40 }, runs: xs.map(x => x.tcp), note: ss ? undefined : 'ss not available' })
       rows.push({ section: S, metric: `libp2p stream bytes per inc, ${v.label}`, value: median(xs.map(x => x.libp2p)), unit: 'B/inc', target: { op: '<=', value: 40 }, runs: xs.map(x => x.libp2p) })
       rows.push({ section: S, metric: `  achieved rate, ${v.label}`, value: median(xs.map(x => x.rate)), unit: 'inc/s', runs: xs.map(x => x.rate) })
-      const protos = new Set(xs.flatMap(x => Object.keys(x.perProto)))
-      for (const p of protos) {
-        const val = median(xs.map(x => x.perProto[p] ?? 0))
-        if (val >= 0.05) rows.push({ section: S, metric: `  of which ${p}`, value: val, unit: 'B/inc' })
-      }
+      rows.push(...perProtoRows(S, xs, 'B/inc'))
     }
     return {
       id: 4,

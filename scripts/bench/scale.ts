@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import type { CountdNode } from '../cluster.js'
 import type { Ctx, Row, SectionResult } from './types.js'
-import { bulkIncrement, dirBytes, getJson, getValue, http, makeNode, median, now, progress, removeDir, rssBytes, scrape, sleep, stopNode, tempDir } from './util.js'
+import { bulkIncrement, dirBytes, getJson, getValue, http, makeNode, median, now, progress, removeDir, rssBytes, scrape, sleep, stopNode, tempDir, waitUntil } from './util.js'
 
 const MB = 1024 * 1024
 const name = (i: number): string => `s5-${i}`
@@ -37,15 +37,6 @@ async function loadNames (url: string, n: number): Promise<{ ms: number, batch: 
 
 async function counterCount (n: CountdNode): Promise<number> {
   return (await getJson(`${n.url}/status`) as { counters: number }).counters
-}
-
-async function waitUntil (check: () => Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<number> {
-  const t0 = now()
-  while (now() - t0 < timeoutMs) {
-    try { if (await check()) return now() } catch {}
-    await sleep(intervalMs)
-  }
-  return NaN
 }
 
 export async function scale (ctx: Ctx): Promise<SectionResult> {

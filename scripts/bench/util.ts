@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request as httpRequest } from 'node:http'
 import { Cluster, CountdNode, type ClusterOptions } from '../cluster.js'
+import type { Row } from './types.js'
 
 // ---------- statistics ----------
 
@@ -197,6 +198,16 @@ export async function waitWritable (n: CountdNode, timeoutMs = 15000): Promise<v
   }
 }
 
+/** Poll `check` (errors count as false) until true: the time (now()) it was first true, NaN after `timeoutMs`. */
+export async function waitUntil (check: () => Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<number> {
+  const t0 = now()
+  while (now() - t0 < timeoutMs) {
+    try { if (await check()) return now() } catch {}
+    await sleep(intervalMs)
+  }
+  return NaN
+}
+
 // ---------- HTTP (keep-alive agent, lower overhead than fetch for tight polling) ----------
 
 export const agent = new Agent({ keepAlive: true, maxSockets: 256 })
@@ -323,6 +334,50 @@ export function tcpBytesSent (ports: number[]): number {
   let total = 0
   for (const m of out.matchAll(/bytes_sent:(\d+)/g)) total += Number(m[1])
   return total
+}
+
+/** What a set of nodes has sent so far: TCP payload (ss), libp2p stream bytes (total and per protocol) and the sum of one countd metric. */
+export interface WireSnapshot { tcp: number, libp2p: number, perProto: Map<string, number>, count: number }
+
+/**
+ * Snapshot of the bytes sent by `nodes` (sections 4 and 10): TCP payload on
+ * their p2p ports from `ss -tin` (NaN when `ss` is missing: pass hasSs()),
+ * libp2p_data_transfer_bytes_total{protocol="global sent"} and per protocol
+ * from /metrics, and the sum over the nodes of `countMetric` (what the bytes
+ * are divided by: increments, items added).
+ */
+export async function wireSnapshot (nodes: CountdNode[], countMetric: string, ss: boolean): Promise<WireSnapshot> {
+  const ms = await Promise.all(nodes.map(async n => await scrape(n.url)))
+  const perProto = new Map<string, number>()
+  let libp2p = 0
+  let count = 0
+  for (const m of ms) {
+    libp2p += m.get('libp2p_data_transfer_bytes_total{protocol="global sent"}') ?? NaN
+    count += m.get(countMetric) ?? NaN
+    for (const [k, v] of m) {
+      const p = /^libp2p_data_transfer_bytes_total\{protocol="(\S+) sent"\}$/.exec(k)
+      if (p !== null && p[1] !== 'global') perProto.set(p[1], (perProto.get(p[1]) ?? 0) + v)
+    }
+  }
+  return { libp2p, tcp: ss ? tcpBytesSent(nodes.map(n => n.opts.p2pPort)) : NaN, count, perProto }
+}
+
+/** Bytes sent between two snapshots, per unit (units: the count delta, or a fallback when the metric is missing). */
+export function wirePerUnit (a: WireSnapshot, b: WireSnapshot, fallbackUnits: number): { units: number, tcp: number, libp2p: number, perProto: Record<string, number> } {
+  const units = Number.isFinite(b.count - a.count) ? b.count - a.count : fallbackUnits
+  const perProto: Record<string, number> = {}
+  for (const [k, v] of b.perProto) perProto[k] = (v - (a.perProto.get(k) ?? 0)) / units
+  return { units, tcp: (b.tcp - a.tcp) / units, libp2p: (b.libp2p - a.libp2p) / units, perProto }
+}
+
+/** "  of which <protocol>" rows: the median per-unit bytes of each libp2p protocol over the runs (those of at least 0.05). */
+export function perProtoRows (section: string, runs: Array<{ perProto: Record<string, number> }>, unit: string): Row[] {
+  const rows: Row[] = []
+  for (const p of new Set(runs.flatMap(x => Object.keys(x.perProto)))) {
+    const val = median(runs.map(x => x.perProto[p] ?? 0))
+    if (val >= 0.05) rows.push({ section, metric: `  of which ${p}`, value: val, unit })
+  }
+  return rows
 }
 
 export function hasSs (): boolean {
