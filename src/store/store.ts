@@ -429,6 +429,12 @@ export class Store {
   async entriesUnder (tag: string, prefixes: string[], storedHint = Infinity): Promise<PlacedEntry[]> {
     const found = new Map<string, string>()
     const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
+    // Acknowledged writes not folded yet, taken BEFORE reading: a fold that
+    // lands while the ranges are read leaves `unfolded`, and a read that had
+    // already passed its key would miss it (values only grow, so an older
+    // overlay value never hides a newer stored one).
+    const overlay: BatchOp[] = []
+    for (const [key, op] of this.unfolded) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push(op)
     if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {
       // More ranges than a scan costs: read the span in bulk and filter.
       await this.scanRanges(ranges, found)
@@ -441,11 +447,10 @@ export class Store {
         await this.readRanges(ranges.slice(i * slice, (i + 1) * slice), found)
       }))
     }
-    // Overlay acknowledged writes not folded yet (values only grow).
-    for (const [key, op] of this.unfolded) {
-      if (op.type !== 'put' || op.grows === undefined || !inRanges(key, ranges)) continue
-      const stored = found.get(key)
-      if (stored === undefined || BigInt(stored) < op.grows) found.set(key, op.value)
+    for (const op of overlay) {
+      if (op.type !== 'put' || op.grows === undefined) continue
+      const stored = found.get(op.key)
+      if (stored === undefined || BigInt(stored) < op.grows) found.set(op.key, op.value)
     }
     const out: PlacedEntry[] = []
     for (const [key, value] of found) out.push(parseEntryKey(key, value))
