@@ -16,7 +16,7 @@
 // record in it is folded AND a synced LevelDB write has made those folds
 // durable (LevelDB's synced write covers every earlier write): until then a
 // machine crash could lose a fold, and replay() brings it back.
-import { openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, write, fdatasync, fsyncSync } from 'node:fs'
+import { existsSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, write, fdatasync, fsyncSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 
@@ -52,7 +52,7 @@ export class Journal {
    * folds the records, then calls discardReplayed().
    */
   static open (dir: string, syncStore: () => Promise<void>): { journal: Journal, records: JournalRecord[], replayed: string[] } {
-    mkdirSync(dir, { recursive: true })
+    if (!existsSync(dir)) mkdirSync(dir)
     const names = readdirSync(dir).filter(n => /^[0-9a-f]{16}\.log$/.test(n)).sort()
     const records: JournalRecord[] = []
     for (const name of names) records.push(...readRecords(readFileSync(join(dir, name))))

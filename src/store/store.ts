@@ -43,8 +43,8 @@
 // background (LevelDB refuses every write after some failures until it is
 // reopened) and probes with a synced write; once that succeeds, writes resume.
 // Reads served from memory are unaffected.
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
@@ -350,7 +350,11 @@ export class Store {
 
   /** Open (and, once, migrate) the data dir; `leafOf` places migrated entries in the digest tree. */
   static async open (dir: string, leafOf?: (e: Entry) => number): Promise<Store> {
-    mkdirSync(dir, { recursive: true })
+    try {
+      makeDir(dir)
+    } catch (err: any) {
+      throw new Error(`cannot create data dir ${dir}: ${String(err?.code ?? err?.message)}`)
+    }
     const db = new Level<string, string>(dir, { writeBufferSize: WRITE_BUFFER_BYTES })
     try {
       await db.open()
@@ -654,6 +658,20 @@ async function writeBatch (db: Level<string, string>, ops: BatchOp[], sync: bool
     else batch.del(op.key)
   }
   await batch.write({ sync })
+}
+
+/**
+ * mkdir -p, one level at a time: Node 20's recursive mkdirSync spins forever
+ * under /proc (a data dir of /proc/x hung `countd start` at 100 % CPU), and
+ * a level that cannot be made should fail with its own error.
+ */
+export function makeDir (dir: string): void {
+  const missing: string[] = []
+  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) {
+    missing.push(d)
+    if (dirname(d) === d) break
+  }
+  for (const d of missing.reverse()) mkdirSync(d)
 }
 
 /** Whether `key` falls in one of the sorted, disjoint [gte, lt) ranges (binary search: a catch-up may name 10,000s). */
