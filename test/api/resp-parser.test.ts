@@ -41,8 +41,21 @@ describe('RESP request parser', () => {
     assert.equal(cmd[1].length, big.length)
   })
 
+  it('a command of 400,000 one-byte arguments in 1,460-byte chunks costs what its bytes do (no re-parse per chunk)', () => {
+    const args = Array.from({ length: 400000 }, () => Buffer.from('x'))
+    const stream = frame([Buffer.from('MGET'), ...args])
+    const p = new RequestParser(1 << 20)
+    let got: Buffer[][] = []
+    for (let at = 0; at < stream.length; at += 1460) {
+      p.feed(stream.subarray(at, at + 1460))
+      got = got.concat(drain(p))
+    }
+    assert.equal(got.length, 1)
+    assert.equal(got[0].length, 400001) // (re-parsing per chunk took minutes here: mocha's timeout)
+  })
+
   it('refuses lengths Redis refuses', () => {
-    for (const bad of ['*1\r\n$abc\r\n', '*1\r\n$-1\r\n', '*1\r\n$2000\r\n', '*q\r\n', '*1\r\n:5\r\n']) {
+    for (const bad of ['*1\r\n$abc\r\n', '*1\r\n$-1\r\n', '*1\r\n$2000\r\n', '*q\r\n', '*1\r\n:5\r\n', '*1\r\n$01\r\n', '*+1\r\n']) {
       const p = new RequestParser(1000)
       p.feed(Buffer.from(bad))
       assert.throws(() => drain(p), ProtocolError, bad)

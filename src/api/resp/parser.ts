@@ -19,96 +19,101 @@ const CR = 0x0d
 const LF = 0x0a
 
 export class RequestParser {
-  /** Unread bytes; `pos` is where the next command starts. */
-  private buf: Buffer = Buffer.alloc(0)
+  /** Received bytes live in buf[pos, end); the buffer grows by doubling and is compacted, never re-copied per chunk. */
+  private buf: Buffer = Buffer.allocUnsafe(SMALL_BUFFER)
   private pos = 0
-  /** Chunks held back while a large bulk is incomplete (joined once it can be complete). */
-  private held: Buffer[] = []
-  private heldBytes = 0
-  /** Bytes the buffer must reach before parsing can progress (0: unknown, try at once). */
-  private need = 0
+  private end = 0
+  /** The multibulk command being read: its argument count and the arguments read so far (kept across chunks). */
+  private command: { count: number, args: Buffer[], bytes: number } | undefined
 
   constructor (private readonly maxBulk: number) {}
 
-  /** Bytes received and not yet part of a command (the client's unfinished request). */
-  get pending (): number { return this.buf.length - this.pos + this.heldBytes }
+  /** Bytes of the unfinished command (the client's request so far). */
+  get pending (): number { return this.end - this.pos + (this.command?.bytes ?? 0) }
 
   feed (chunk: Buffer): void {
-    if (this.need > 0 && this.buf.length - this.pos + this.heldBytes + chunk.length < this.need) {
-      this.held.push(chunk)
-      this.heldBytes += chunk.length
-      return
+    if (this.pos === this.end && this.buf.length > SMALL_BUFFER) {
+      // Idle: give back what a big command made us hold.
+      this.buf = Buffer.allocUnsafe(SMALL_BUFFER)
+      this.pos = this.end = 0
     }
-    const rest = this.buf.subarray(this.pos)
-    this.buf = rest.length === 0 && this.held.length === 0 ? chunk : Buffer.concat([rest, ...this.held, chunk])
-    this.pos = 0
-    this.held = []
-    this.heldBytes = 0
-    this.need = 0
+    const live = this.end - this.pos
+    if (this.end + chunk.length > this.buf.length) {
+      if (live + chunk.length <= this.buf.length >> 1) {
+        this.buf.copyWithin(0, this.pos, this.end)
+      } else {
+        let size = this.buf.length
+        while (size < (live + chunk.length) * 2) size *= 2
+        const grown = Buffer.allocUnsafe(size)
+        this.buf.copy(grown, 0, this.pos, this.end)
+        this.buf = grown
+      }
+      this.pos = 0
+      this.end = live
+    }
+    chunk.copy(this.buf, this.end)
+    this.end += chunk.length
   }
 
   /**
-   * The next complete command (its words; [] for an empty line or `*0`), or
-   * undefined until more bytes arrive. Throws ProtocolError.
+   * The next complete command (its words, copies the caller may keep; []
+   * for an empty line or `*0`), or undefined until more bytes arrive.
+   * Throws ProtocolError. Each call resumes where the last one stopped, so
+   * a command arriving in many small chunks costs what its bytes do.
    */
   next (): Buffer[] | undefined {
-    if (this.need > 0 || this.pos >= this.buf.length) return undefined
-    return this.buf[this.pos] === 0x2a ? this.multibulk() : this.inline()
-  }
-
-  private multibulk (): Buffer[] | undefined {
-    const buf = this.buf
-    let at = this.pos
-    const count = this.headerNumber(at, 'multibulk count')
-    if (count === undefined) return undefined
-    at = count.end
-    if (count.n > MAX_ARGS) throw new ProtocolError('invalid multibulk length')
-    const args: Buffer[] = []
-    for (let i = 0; i < count.n; i++) {
-      if (at >= buf.length) return undefined
-      if (buf[at] !== 0x24) throw new ProtocolError(`expected '$', got '${String.fromCharCode(buf[at])}'`)
-      const len = this.headerNumber(at, 'bulk count')
+    if (this.command === undefined) {
+      if (this.pos >= this.end) return undefined
+      if (this.buf[this.pos] !== 0x2a) return this.inline()
+      const count = this.headerNumber(this.pos, 'multibulk count')
+      if (count === undefined) return undefined
+      if (count.n > MAX_ARGS) throw new ProtocolError('invalid multibulk length')
+      this.command = { count: count.n, args: [], bytes: count.end - this.pos }
+      this.pos = count.end
+    }
+    const cmd = this.command
+    while (cmd.args.length < cmd.count) {
+      if (this.pos >= this.end) return undefined
+      if (this.buf[this.pos] !== 0x24) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[this.pos])}'`)
+      const len = this.headerNumber(this.pos, 'bulk count')
       if (len === undefined) return undefined
       if (len.n < 0 || len.n > this.maxBulk) throw new ProtocolError('invalid bulk length')
-      if (len.end + len.n + 2 > buf.length) {
-        this.need = len.end + len.n + 2 - this.pos
-        return undefined
-      }
-      args.push(buf.subarray(len.end, len.end + len.n))
-      at = len.end + len.n + 2
+      if (len.end + len.n + 2 > this.end) return undefined
+      cmd.args.push(Buffer.from(this.buf.subarray(len.end, len.end + len.n)))
+      cmd.bytes += len.end + len.n + 2 - this.pos
+      this.pos = len.end + len.n + 2
     }
-    this.pos = at
-    return args
+    this.command = undefined
+    return cmd.args
   }
 
   /** `*<n>\r\n` or `$<n>\r\n` starting at `at` (the type byte): the number and where the line ends. */
   private headerNumber (at: number, what: string): { n: number, end: number } | undefined {
-    const buf = this.buf
-    const cr = buf.indexOf(CR, at + 1)
-    if (cr < 0 || cr + 1 >= buf.length) {
-      if (buf.length - at > MAX_INLINE) throw new ProtocolError(`too big ${what} string`)
+    const cr = this.buf.subarray(0, this.end).indexOf(CR, at + 1)
+    if (cr < 0 || cr + 1 >= this.end) {
+      if (this.end - at > MAX_INLINE) throw new ProtocolError(`too big ${what} string`)
       return undefined
     }
-    const digits = buf.toString('latin1', at + 1, cr)
-    if (buf[cr + 1] !== LF || !/^-?[0-9]{1,18}$/.test(digits)) throw new ProtocolError(what === 'bulk count' ? 'invalid bulk length' : 'invalid multibulk length')
+    const digits = this.buf.toString('latin1', at + 1, cr)
+    if (this.buf[cr + 1] !== LF || !/^(?:0|-?[1-9][0-9]{0,17})$/.test(digits)) throw new ProtocolError(what === 'bulk count' ? 'invalid bulk length' : 'invalid multibulk length')
     return { n: Number(digits), end: cr + 2 }
   }
 
   private inline (): Buffer[] | undefined {
-    const buf = this.buf
-    const lf = buf.indexOf(LF, this.pos)
+    const lf = this.buf.subarray(0, this.end).indexOf(LF, this.pos)
     if (lf < 0) {
-      if (buf.length - this.pos > MAX_INLINE) throw new ProtocolError('too big inline request')
+      if (this.end - this.pos > MAX_INLINE) throw new ProtocolError('too big inline request')
       return undefined
     }
-    const end = lf > this.pos && buf[lf - 1] === CR ? lf - 1 : lf
-    const line = buf.subarray(this.pos, end)
+    const stop = lf > this.pos && this.buf[lf - 1] === CR ? lf - 1 : lf
+    const words = splitArgs(this.buf.subarray(this.pos, stop))
     this.pos = lf + 1
-    const words = splitArgs(line)
     if (words === undefined) throw new ProtocolError('unbalanced quotes in request')
     return words
   }
 }
+
+const SMALL_BUFFER = 16 * 1024
 
 const ESCAPES: Record<number, number> = { 0x6e: LF, 0x72: CR, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07 }
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === LF || c === CR || c === 0x0b || c === 0x0c

@@ -60,7 +60,7 @@ class Connection {
       for (let args = this.parser.next(); args !== undefined && !this.closing; args = this.parser.next()) {
         if (args.length > 0) this.dispatch(args) // Redis ignores empty lines and *0
       }
-      if (this.parser.pending > MAX_COMMAND_BYTES) throw new ProtocolError('command too big')
+      if (this.parser.pending > MAX_COMMAND_BYTES + 64 * 1024) throw new ProtocolError('command too big') // a bulk of the limit plus headers fits
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e
       this.protocolError(e.message)
