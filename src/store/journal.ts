@@ -13,10 +13,13 @@
 // time, and a failed append fails every write queued behind it).
 //
 // Files rotate at ROTATE_BYTES. A full (sealed) file is deleted once every
-// record in it is folded AND a synced LevelDB write has made those folds
-// durable (LevelDB's synced write covers every earlier write): until then a
-// machine crash could lose a fold, and replay() brings it back.
-import { existsSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, write, fdatasync, fsyncSync } from 'node:fs'
+// record in it is folded AND LevelDB has made those folds durable
+// (syncStore: a memtable flush; a synced LevelDB write alone would not cover
+// writes in the log of a memtable being flushed): until then a machine crash
+// could lose a fold, and replay brings it back. Files go oldest first, never
+// out of order: replaying an old file after newer ones were deleted would
+// put older values over newer ones.
+import { existsSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, ftruncateSync, write, fdatasync, fsyncSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 
@@ -34,16 +37,20 @@ export class Journal {
   private current: JournalFile
   private fd: number
   private size = 0
+  /** Every file not deleted yet, oldest first (Map keeps insertion order; seqs only grow). */
   private readonly files = new Map<number, JournalFile>()
+  private retiring = false
 
   private constructor (
     private readonly dir: string,
     nextSeq: number,
-    /** A synced LevelDB write: makes every fold before it durable. */
+    /** Makes every fold handed to LevelDB so far durable. */
     private readonly syncStore: () => Promise<void>
   ) {
-    this.current = this.newFile(nextSeq)
-    this.fd = openSync(this.current.path, 'a')
+    const { file, fd } = this.openFile(nextSeq)
+    this.current = file
+    this.fd = fd
+    this.files.set(file.seq, file)
   }
 
   /**
@@ -78,6 +85,15 @@ export class Journal {
     return file.seq
   }
 
+  /**
+   * A record whose write or fdatasync failed was not acknowledged: cut it off
+   * the file, so no recovery or restart folds it (SPEC §2: not counted).
+   */
+  private dropTail (size: number): void {
+    try { ftruncateSync(this.fd, size) } catch {}
+    this.size = size
+  }
+
   /** Append an empty record: whether the disk takes a journal write again (recovery). */
   async probe (): Promise<void> {
     await this.writeRecord([])
@@ -90,8 +106,14 @@ export class Journal {
     frame.writeUInt32LE(crc32(payload), 4)
     payload.copy(frame, HEADER)
     const fd = this.fd
-    await writeAll(fd, frame)
-    await new Promise<void>((resolve, reject) => { fdatasync(fd, e => { e === null ? resolve() : reject(e) }) })
+    const before = this.size
+    try {
+      await writeAll(fd, frame)
+      await new Promise<void>((resolve, reject) => { fdatasync(fd, e => { e === null ? resolve() : reject(e) }) })
+    } catch (err) {
+      this.dropTail(before)
+      throw err
+    }
     this.size += frame.length
   }
 
@@ -100,7 +122,7 @@ export class Journal {
     const file = this.files.get(seq)
     if (file === undefined) return // retired by a recovery meanwhile
     file.unfolded--
-    if (file.sealed && file.unfolded === 0) void this.retire(file)
+    void this.retireReady()
   }
 
   /**
@@ -109,11 +131,13 @@ export class Journal {
    * and continue in a new file.
    */
   restart (): string[] {
+    const next = this.openFile(this.current.seq + 1) // first: if it fails, nothing changed
     const old = [...this.files.values()].map(f => f.path)
-    closeSync(this.fd)
+    try { closeSync(this.fd) } catch {}
     this.files.clear()
-    this.current = this.newFile(this.current.seq + 1)
-    this.fd = openSync(this.current.path, 'a')
+    this.files.set(next.file.seq, next.file)
+    this.current = next.file
+    this.fd = next.fd
     this.size = 0
     return old
   }
@@ -139,38 +163,58 @@ export class Journal {
 
   /** Close and delete every file (all folded and synced: a clean close). */
   discardAll (): void {
-    closeSync(this.fd)
+    try { closeSync(this.fd) } catch {}
     Journal.discard([...this.files.values()].map(f => f.path))
     this.files.clear()
   }
 
-  private newFile (seq: number): JournalFile {
+  /** Create and open file `seq` (not yet listed in `files`). */
+  private openFile (seq: number): { file: JournalFile, fd: number } {
     const file: JournalFile = { seq, path: join(this.dir, fileName(seq)), unfolded: 0, sealed: false }
-    this.files.set(seq, file)
-    closeSync(openSync(file.path, 'a'))
-    syncDir(this.dir) // the new name survives a machine crash too
-    return file
-  }
-
-  private rotate (): void {
-    fsyncSync(this.fd)
-    closeSync(this.fd)
-    this.current.sealed = true
-    const sealed = this.current
-    this.current = this.newFile(sealed.seq + 1)
-    this.fd = openSync(this.current.path, 'a')
-    this.size = 0
-    if (sealed.unfolded === 0) void this.retire(sealed)
-  }
-
-  private async retire (file: JournalFile): Promise<void> {
+    const fd = openSync(file.path, 'a')
     try {
-      await this.syncStore()
-      if (this.files.get(file.seq) !== file) return
-      this.files.delete(file.seq)
-      unlinkSync(file.path)
+      syncDir(this.dir) // the new name survives a machine crash too
+    } catch (err) {
+      closeSync(fd)
+      throw err
+    }
+    return { file, fd }
+  }
+
+  /** Continue in a new file; if it cannot be made, keep appending to this one (and try at the next append). */
+  private rotate (): void {
+    let next: { file: JournalFile, fd: number }
+    try {
+      next = this.openFile(this.current.seq + 1)
     } catch {
-      // Kept: a later open or recovery replays it (replay is idempotent).
+      return
+    }
+    try { closeSync(this.fd) } catch {}
+    this.current.sealed = true
+    this.current = next.file
+    this.fd = next.fd
+    this.files.set(next.file.seq, next.file)
+    this.size = 0
+    void this.retireReady()
+  }
+
+  /** Delete sealed, fully folded files, oldest first, once LevelDB has their folds durably; a failure is retried at the next fold. */
+  private async retireReady (): Promise<void> {
+    if (this.retiring) return
+    this.retiring = true
+    try {
+      for (;;) {
+        const oldest = this.files.values().next().value
+        if (oldest === undefined || !oldest.sealed || oldest.unfolded > 0) break
+        await this.syncStore()
+        if (this.files.get(oldest.seq) !== oldest) continue // a recovery started over meanwhile
+        this.files.delete(oldest.seq)
+        unlinkSync(oldest.path)
+      }
+    } catch {
+      // Kept: a later retire, open or recovery deals with it.
+    } finally {
+      this.retiring = false
     }
   }
 }

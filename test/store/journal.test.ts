@@ -80,6 +80,26 @@ describe('Store journal', function () {
     }
   })
 
+  it('full journal files go once folded (oldest first); what they held survives a restart', async () => {
+    const s = await Store.open(dir)
+    try {
+      // ~24 MiB of group commits: more than one 16 MiB file.
+      for (let i = 0; i < 48; i++) await s.writeDurable([ce('hits', 'r', BigInt(i + 1))], [], [['big', `${i}:${'x'.repeat(512 * 1024)}`]])
+      const deadline = Date.now() + 20000
+      while (readdirSync(join(dir, 'journal')).length > 1 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      assert.equal(readdirSync(join(dir, 'journal')).length, 1, 'the sealed file was retired')
+    } finally {
+      await s.close()
+    }
+    const again = await Store.open(dir)
+    try {
+      assert.equal((await values(again)).get('hits'), 48n)
+      assert.ok((await again.meta('big'))?.startsWith('47:'))
+    } finally {
+      await again.close()
+    }
+  })
+
   it('readRecords stops at the first damaged record', () => {
     const frame = (payload: string, crcFix = 0): Buffer => {
       const p = Buffer.from(payload)
