@@ -186,40 +186,72 @@ export const counterKind: DatasetKind<CounterSet> = {
   restore: restoreCounters
 }
 
-/** {r: replica ids, e: [name, n, replicaIndex, count, ...]} with counts as numbers when safe, else decimal strings. */
+/**
+ * Snapshot format 2: {f: 2, r: replica ids, names: every name joined by
+ * "\n", sizes: u32 replicas per name, reps: u32 replica index per entry,
+ * counts: f64 per entry (-1: the count is the next decimal string of `big`,
+ * past 2^53), big}. Flat typed arrays instead of a CBOR array of 4,000,000
+ * small values at 1,000,000 names: decoding those and their garbage was
+ * most of a restart (1.5 s of ~2 s).
+ */
 function snapshotCounters (set: CounterSet): Uint8Array {
   const index = new Map<string, number>()
   const r: string[] = []
-  const e: unknown[] = []
+  const names: string[] = []
+  let total = 0
+  for (const c of set.byName.values()) total += c.size
+  const sizes = new Uint32Array(set.byName.size)
+  const reps = new Uint32Array(total)
+  const counts = new Float64Array(total)
+  const big: string[] = []
+  let i = 0
+  let j = 0
   for (const [name, c] of set.byName) {
-    e.push(name, c.size)
+    names.push(name)
+    sizes[i++] = c.size
     c.forEach((count, replica) => {
-      let i = index.get(replica)
-      if (i === undefined) {
-        i = r.length
-        index.set(replica, i)
+      let ri = index.get(replica)
+      if (ri === undefined) {
+        ri = r.length
+        index.set(replica, ri)
         r.push(replica)
       }
-      e.push(i, count <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(count) : count.toString())
+      reps[j] = ri
+      if (count <= MAX_SAFE) {
+        counts[j] = Number(count)
+      } else {
+        counts[j] = -1
+        big.push(count.toString())
+      }
+      j++
     })
   }
-  return encode({ r, e })
+  return encode({ f: 2, r, names: names.join('\n'), sizes: bytesOf(sizes), reps: bytesOf(reps), counts: bytesOf(counts), big })
 }
 
+const bytesOf = (a: Uint32Array | Float64Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+
 function restoreCounters (bytes: Uint8Array): CounterSet {
-  const { r, e } = decode(bytes) as { r: string[], e: unknown[] }
+  const snap = decode(bytes) as { f?: number, r: string[], names: string, sizes: Uint8Array, reps: Uint8Array, counts: Uint8Array, big: string[] }
+  if (snap.f !== 2 || !Array.isArray(snap.r) || typeof snap.names !== 'string' || !Array.isArray(snap.big)) throw new Error('bad counter snapshot')
+  // Copies: the decoded bytes need not be aligned for the typed arrays.
+  const sizes = new Uint32Array(snap.sizes.slice().buffer)
+  const reps = new Uint32Array(snap.reps.slice().buffer)
+  const counts = new Float64Array(snap.counts.slice().buffer)
+  const names = sizes.length === 0 ? [] : snap.names.split('\n')
+  if (names.length !== sizes.length || reps.length !== counts.length) throw new Error('bad counter snapshot')
   const set = new CounterSet()
-  if (!Array.isArray(r) || !Array.isArray(e)) throw new Error('bad counter snapshot')
-  for (let i = 0; i < e.length;) {
-    const name = e[i] as string
-    const n = e[i + 1] as number
-    i += 2
-    for (let k = 0; k < n; k++, i += 2) {
-      const replica = r[e[i] as number]
-      const count = BigInt(e[i + 1] as number | string)
-      if (typeof name !== 'string' || replica === undefined || count <= 0n) throw new Error('bad counter snapshot')
-      set.apply(name, replica, count)
+  let j = 0
+  let b = 0
+  for (let i = 0; i < names.length; i++) {
+    for (let k = 0; k < sizes[i]; k++, j++) {
+      if (j >= counts.length) throw new Error('bad counter snapshot')
+      const replica = snap.r[reps[j]]
+      const count = counts[j] === -1 ? BigInt(snap.big[b++]) : BigInt(counts[j])
+      if (replica === undefined || count <= 0n) throw new Error('bad counter snapshot')
+      set.apply(names[i], replica, count)
     }
   }
+  if (j !== counts.length) throw new Error('bad counter snapshot')
   return set
 }
