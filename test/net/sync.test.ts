@@ -143,20 +143,6 @@ describe('anti-entropy of item sets (in process)', function () {
     console.log(`      entries sent to repair 100 missing items of 20,000: ${sent}`)
     assert.ok(sent < 2000, `sent ${sent} entries for 100 missing items`)
   })
-})
-
-describe('anti-entropy over the entry budget (in process)', function () {
-  this.timeout(60000)
-  let dir: string
-  const sides: Side[] = []
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'countd-sync-budget-')) })
-  afterEach(async () => {
-    for (const s of sides.splice(0)) {
-      await s.network.stop().catch(() => {})
-      await s.store.close().catch(() => {})
-    }
-    rmSync(dir, { recursive: true, force: true })
-  })
 
   it('a difference over the budget is repaired in several exchanges, back to back (an empty side, a partial one); a consistent count runs them all', async () => {
     const BUDGET = 300
@@ -183,6 +169,7 @@ describe('anti-entropy over the entry budget (in process)', function () {
     assert.equal(b.replica.items.count('t0'), 4000)
   })
 })
+
 
 async function syncRounds (outcome: string): Promise<number> {
   const m = await registry.getSingleMetric('countd_sync_rounds_total')?.get()

@@ -127,35 +127,22 @@ export function splitArgs (line: Buffer): Buffer[] | undefined {
     while (i < line.length && isSpace(line[i])) i++
     if (i >= line.length) return out
     const word: number[] = []
-    let inDouble = false
-    let inSingle = false
+    /** The quote the word is inside of (0x22 ", 0x27 '), or 0. */
+    let quote = 0
     for (;;) {
       const c = line[i]
-      if (inDouble) {
+      if (quote !== 0) {
         if (i >= line.length) return undefined
-        if (c === 0x5c && line[i + 1] === 0x78 && hexVal(line[i + 2]) >= 0 && hexVal(line[i + 3]) >= 0) {
+        if (quote === 0x22 && c === 0x5c && line[i + 1] === 0x78 && hexVal(line[i + 2]) >= 0 && hexVal(line[i + 3]) >= 0) {
           word.push(hexVal(line[i + 2]) * 16 + hexVal(line[i + 3]))
           i += 3
-        } else if (c === 0x5c && i + 1 < line.length) {
+        } else if (c === 0x5c && (quote === 0x22 ? i + 1 < line.length : line[i + 1] === 0x27)) {
+          // "...": \n \r \t \b \a, any other char as itself; '...': only \'
           i++
-          word.push(ESCAPES[line[i]] ?? line[i])
-        } else if (c === 0x22) {
+          word.push(quote === 0x22 ? (ESCAPES[line[i]] ?? line[i]) : 0x27)
+        } else if (c === quote) {
           // A closing quote must be followed by a space or the end.
           if (i + 1 < line.length && !isSpace(line[i + 1])) return undefined
-          inDouble = false
-          i++
-          break
-        } else {
-          word.push(c)
-        }
-      } else if (inSingle) {
-        if (i >= line.length) return undefined
-        if (c === 0x5c && line[i + 1] === 0x27) {
-          i++
-          word.push(0x27)
-        } else if (c === 0x27) {
-          if (i + 1 < line.length && !isSpace(line[i + 1])) return undefined
-          inSingle = false
           i++
           break
         } else {
@@ -163,8 +150,7 @@ export function splitArgs (line: Buffer): Buffer[] | undefined {
         }
       } else {
         if (i >= line.length || isSpace(c)) break
-        if (c === 0x22) inDouble = true
-        else if (c === 0x27) inSingle = true
+        if (c === 0x22 || c === 0x27) quote = c
         else word.push(c)
       }
       i++
