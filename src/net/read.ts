@@ -14,14 +14,14 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Replica, Entry, Member } from '../replica.js'
-import { Framed, MAX_FRAME, packEntries, unpackEntries, packMembers, unpackMembers, ProtocolError, WIRE_VERSION } from './wire.js'
+import { Framed, lpOptions, packEntries, unpackEntries, packMembers, unpackMembers, ProtocolError, WIRE_VERSION } from './wire.js'
 
 /** A read request's own limit: far below MAX_FRAME (it is one small frame). */
 const MAX_REQUEST = 64 * 1024
 const SERVE_TIMEOUT_MS = 10000
 
 export async function requestState (replica: Replica, stream: Stream, tag: string, key: string, signal: AbortSignal): Promise<{ entries: Entry[], members: Member[] }> {
-  const io = new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }), SERVE_TIMEOUT_MS)
+  const io = new Framed(lpStream(stream, lpOptions()), SERVE_TIMEOUT_MS)
   try {
     await io.write({ k: 'read', v: WIRE_VERSION, ds: tag, key }, signal)
     const f = await io.read('state', signal)
@@ -35,7 +35,7 @@ export async function requestState (replica: Replica, stream: Stream, tag: strin
 }
 
 export async function serveState (replica: Replica, stream: Stream): Promise<void> {
-  const io = new Framed(lpStream(stream, { maxDataLength: MAX_REQUEST }), SERVE_TIMEOUT_MS)
+  const io = new Framed(lpStream(stream, lpOptions(MAX_REQUEST)), SERVE_TIMEOUT_MS)
   try {
     const f = await io.read('read')
     const kind = typeof f.ds === 'string' ? replica.kinds.get(f.ds) : undefined

@@ -11,7 +11,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { childrenOf, DEPTH, BITS_PER_LEVEL } from '../crdt/digest.js'
 import type { Replica, Entry, Member } from '../replica.js'
 import {
-  Framed, MAX_FRAME, ProtocolError, checkReplicaId, checkAddrs, packMembers, unpackMembers,
+  Framed, lpOptions, ProtocolError, checkReplicaId, checkAddrs, packMembers, unpackMembers,
   hashBytes, hashesFrom, toBitset, selectByBitset, WIRE_VERSION, type Frame
 } from './wire.js'
 import { metrics } from '../metrics.js'
@@ -46,7 +46,7 @@ export interface SyncHost {
 }
 
 function framed (stream: Stream): Framed {
-  return new Framed(lpStream(stream, { maxDataLength: MAX_FRAME }), SYNC_STEP_TIMEOUT_MS, (direction, n) => { metrics.syncBytes.inc({ direction }, n) })
+  return new Framed(lpStream(stream, lpOptions()), SYNC_STEP_TIMEOUT_MS, (direction, n) => { metrics.syncBytes.inc({ direction }, n) })
 }
 
 function helloFrame (host: SyncHost, peer: string): Frame {
@@ -85,29 +85,37 @@ async function mergeReceived (host: SyncHost, entries: Entry[]): Promise<void> {
   metrics.syncEntriesReceived.inc(grown.length)
 }
 
+/** Where a sweep goes on: the next subtree at `depth` (see SyncProgress). */
+export interface SweepCursor { depth: number, next: number }
+
 /**
- * The subtrees (at `depth`) one exchange repairs: all of `differing` when
- * their entries fit the budget, else the first ones that do.
+ * What one exchange achieved. `complete`: every difference repaired.
+ * Otherwise run another; with `resume`, it goes on sweeping the tree from
+ * there without a descent (a side that started empty lacks everything, so a
+ * descent would find every subtree differing, at the cost of big hash frames).
  */
-function withinBudget (total: number, depth: number, differing: number[], budget: number): { depth: number, nodes: number[], complete: boolean } {
-  const perNode = (d: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * d)))
-  if (differing.length * perNode(depth) <= budget) return { depth, nodes: differing, complete: true }
-  if (depth === 0) {
-    // No descent (one side is empty): cut the tree where a node fits the budget.
-    while (depth < DEPTH && perNode(depth) > budget) depth++
-    const all = 1 << (BITS_PER_LEVEL * depth)
-    const n = Math.min(all, Math.max(1, Math.floor(budget / perNode(depth))))
-    return { depth, nodes: Array.from({ length: n }, (_, i) => i), complete: n === all }
-  }
-  return { depth, nodes: differing.slice(0, Math.max(1, Math.floor(budget / perNode(depth)))), complete: false }
+export interface SyncProgress { complete: boolean, resume?: SweepCursor }
+
+/** Estimated entries under one node at `depth` when `total` entries spread over the tree. */
+const perNode = (total: number, depth: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * depth)))
+
+/** The next subtrees of a sweep: consecutive nodes at a depth where they fit the budget. */
+function sweep (total: number, budget: number, at?: SweepCursor): { depth: number, nodes: number[], progress: SyncProgress } {
+  let depth = at?.depth ?? 0
+  if (at === undefined) while (depth < DEPTH && perNode(total, depth) > budget) depth++
+  const all = 1 << (BITS_PER_LEVEL * depth)
+  const from = at?.next ?? 0
+  const to = Math.min(all, from + Math.max(1, Math.floor(budget / perNode(total, depth))))
+  const nodes = Array.from({ length: to - from }, (_, i) => from + i)
+  return { depth, nodes, progress: to === all ? { complete: true } : { complete: false, resume: { depth, next: to } } }
 }
 
 /**
- * Run one anti-entropy exchange with `peer` as the initiator. Resolves true
- * if it repaired every difference, false if the difference was over the
- * budget and only part was repaired (run another).
+ * Run one anti-entropy exchange with `peer` as the initiator: a descent to
+ * the differing subtrees, or the next step of a sweep (`resume`). At most
+ * about `budget` entries a side are swapped.
  */
-export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, budget = SYNC_ENTRY_BUDGET): Promise<boolean> {
+export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, budget = SYNC_ENTRY_BUDGET, resume?: SweepCursor): Promise<SyncProgress> {
   const io = framed(stream)
   const { replica } = host
   const { digest, lookup } = replica
@@ -117,33 +125,40 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     const theirEntries = acceptHello(host, hello, remote)
     // The responder read our hello before answering: it knows our replica id.
     replica.gate.markJoined()
-    let depth = 0
-    let nodes = [0]
-    let differing = selectByBitset(hello.x, nodes)
     const total = Math.max(replica.entryCount, theirEntries)
-    // An empty side needs everything: skip the descent.
-    const descend = replica.entryCount > 0 && theirEntries > 0
-    while (descend && differing.length > 0 && depth < DEPTH && total / (1 << (BITS_PER_LEVEL * depth)) > DESCEND_WHILE_ENTRIES_PER_NODE) {
-      nodes = childrenOf(differing)
-      depth++
-      await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
-      differing = selectByBitset((await io.read('x')).x, nodes)
-    }
-    let complete = true
+    let depth = 0
+    let differing = selectByBitset(hello.x, [0])
+    let part: { depth: number, nodes: number[], progress: SyncProgress } | undefined
     if (differing.length === 0) {
+      // Equal roots: nothing to do (also ends a sweep the other direction finished).
+    } else if (resume !== undefined || replica.entryCount === 0 || theirEntries === 0) {
+      part = sweep(total, budget, resume)
+    } else {
+      while (differing.length > 0 && depth < DEPTH && perNode(total, depth) > DESCEND_WHILE_ENTRIES_PER_NODE) {
+        const nodes = childrenOf(differing)
+        depth++
+        await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
+        differing = selectByBitset((await io.read('x')).x, nodes)
+      }
+      if (differing.length > 0) {
+        // Over the budget: the first differing subtrees now, the rest in the next exchanges.
+        const cap = Math.max(1, Math.floor(budget / perNode(total, depth)))
+        part = { depth, nodes: differing.slice(0, cap), progress: { complete: differing.length <= cap } }
+      }
+    }
+    if (part === undefined) {
       await io.write({ k: 'done' })
     } else {
-      const part = withinBudget(total, depth, differing, budget)
-      complete = part.complete
       const mine = await replica.entriesUnder(part.depth, part.nodes)
       metrics.syncEntriesSent.inc(mine.length)
       await io.writeEntries(mine, lookup, { d: part.depth, n: part.nodes })
       await mergeReceived(host, (await io.readEntries(lookup)).entries)
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
-    metrics.syncRounds.inc({ role: 'initiator', outcome: differing.length === 0 ? 'equal' : complete ? 'repaired' : 'partial' })
-    if (complete) host.onSynced(remote.toString())
-    return complete
+    const progress = part?.progress ?? { complete: true }
+    metrics.syncRounds.inc({ role: 'initiator', outcome: part === undefined ? 'equal' : progress.complete ? 'repaired' : 'partial' })
+    if (progress.complete) host.onSynced(remote.toString())
+    return progress
   } catch (err) {
     metrics.syncRounds.inc({ role: 'initiator', outcome: 'error' })
     stream.abort(err as Error)

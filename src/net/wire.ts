@@ -43,6 +43,17 @@ export const DELTA_TOPIC = '/countd/deltas/2'
 export const OLD_PROTOCOLS = ['/countd/sync/1', '/countd/read/1']
 /** The one frame-size limit of every protocol. */
 export const MAX_FRAME = 32 * 1024 * 1024
+
+/**
+ * lpStream options for frames of up to `max` bytes. libp2p's byte stream
+ * buffers at most 4 MiB unless told otherwise, so a larger frame (the
+ * digest hashes of a descent that differs almost everywhere: 5.7 MB when a
+ * node catches up 300,000 names) reset the stream of every exchange and the
+ * catch-up never finished.
+ */
+export function lpOptions (max = MAX_FRAME): { maxDataLength: number, maxBufferSize: number } {
+  return { maxDataLength: max, maxBufferSize: max + 16 }
+}
 /** Entries per sync frame (keeps each frame far below MAX_FRAME). */
 export const ENTRIES_PER_FRAME = 10000
 
