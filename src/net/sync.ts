@@ -157,7 +157,8 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
     const progress = part?.progress ?? { complete: true }
     metrics.syncRounds.inc({ role: 'initiator', outcome: part === undefined ? 'equal' : progress.complete ? 'repaired' : 'partial' })
-    if (progress.complete) host.onSynced(remote.toString())
+    // A partial exchange completed too (the peer has our hello): it keeps the other side from starting its own.
+    host.onSynced(remote.toString())
     return progress
   } catch (err) {
     metrics.syncRounds.inc({ role: 'initiator', outcome: 'error' })
