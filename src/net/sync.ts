@@ -98,6 +98,8 @@ export interface SyncProgress { complete: boolean, resume?: SweepCursor }
 
 /** Estimated entries under one node at `depth` when `total` entries spread over the tree. */
 const perNode = (total: number, depth: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * depth)))
+/** How many nodes at `depth` one exchange takes: as many as fit the budget, at least one. */
+const nodesWithin = (total: number, depth: number, budget: number): number => Math.max(1, Math.floor(budget / perNode(total, depth)))
 
 /** The next subtrees of a sweep: consecutive nodes at a depth where they fit the budget. */
 function sweep (total: number, budget: number, at?: SweepCursor): { depth: number, nodes: number[], progress: SyncProgress } {
@@ -105,7 +107,7 @@ function sweep (total: number, budget: number, at?: SweepCursor): { depth: numbe
   if (at === undefined) while (depth < DEPTH && perNode(total, depth) > budget) depth++
   const all = 1 << (BITS_PER_LEVEL * depth)
   const from = at?.next ?? 0
-  const to = Math.min(all, from + Math.max(1, Math.floor(budget / perNode(total, depth))))
+  const to = Math.min(all, from + nodesWithin(total, depth, budget))
   const nodes = Array.from({ length: to - from }, (_, i) => from + i)
   return { depth, nodes, progress: to === all ? { complete: true } : { complete: false, resume: { depth, next: to } } }
 }
@@ -142,7 +144,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
       }
       if (differing.length > 0) {
         // Over the budget: the first differing subtrees now, the rest in the next exchanges.
-        const cap = Math.max(1, Math.floor(budget / perNode(total, depth)))
+        const cap = nodesWithin(total, depth, budget)
         part = { depth, nodes: differing.slice(0, cap), progress: { complete: differing.length <= cap } }
       }
     }

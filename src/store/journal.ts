@@ -56,7 +56,7 @@ export class Journal {
   /**
    * Every record the journal dir holds, oldest first (what a killed process
    * left), and a journal that appends to a new file after them. The caller
-   * folds the records, then calls discardReplayed().
+   * folds the records, then deletes the `replayed` files (Journal.discard).
    */
   static open (dir: string, syncStore: () => Promise<void>): { journal: Journal, records: JournalRecord[], replayed: string[] } {
     if (!existsSync(dir)) mkdirSync(dir)
@@ -145,7 +145,7 @@ export class Journal {
   /** Every record of every file still here (recovery folds them again). */
   records (): JournalRecord[] {
     const out: JournalRecord[] = []
-    for (const f of [...this.files.values()].sort((a, b) => a.seq - b.seq)) {
+    for (const f of this.files.values()) { // oldest first already
       try { out.push(...readRecords(readFileSync(f.path))) } catch {}
     }
     return out

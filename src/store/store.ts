@@ -11,7 +11,7 @@
 //   meta/snapshot                       -> checksum of snapshot.bin after a clean stop (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
-//   meta/journal                        -> time of the last synced write that retired journal files (journal.ts)
+//   meta/journal                        -> time of the last flush that let journal files go (syncDb, journal.ts)
 //   w/<sequence as 16 hex>              -> legacy journal record (before the journal file): JSON [key, value|null, ...]
 // and beside LevelDB, <data-dir>/journal/<seq>.log: the journal of own writes (journal.ts).
 // The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
@@ -447,8 +447,8 @@ export class Store {
     // lands while the ranges are read leaves `unfolded`, and a read that had
     // already passed its key would miss it (values only grow, so an older
     // overlay value never hides a newer stored one).
-    const overlay: BatchOp[] = []
-    for (const [key, op] of this.unfolded) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push(op)
+    const overlay: Array<{ key: string, value: string, grows: bigint }> = []
+    for (const [key, op] of this.unfolded) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push({ key, value: op.value, grows: op.grows })
     if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {
       // More ranges than a scan costs: read the span in bulk and filter.
       await this.scanRanges(ranges, found)
@@ -462,7 +462,6 @@ export class Store {
       }))
     }
     for (const op of overlay) {
-      if (op.type !== 'put' || op.grows === undefined) continue
       const stored = found.get(op.key)
       if (stored === undefined || BigInt(stored) < op.grows) found.set(op.key, op.value)
     }

@@ -6,7 +6,7 @@ import { BadInputError } from '../../errors.js'
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** A Redis key naming a counter or tenant: the name rule plus ':' (src/validate.ts isValidKey). */
+/** A Redis key naming a counter: the name rule plus ':' (src/validate.ts isValidKey; tenants keep checkName). */
 export function checkRedisKey (name: string, what = 'counter name'): string {
   if (!isValidKey(name)) throw new BadInputError(`invalid ${what} ${JSON.stringify(name.slice(0, 210))}: 1-200 characters of A-Z a-z 0-9 . _ ~ - :`)
   return name
