@@ -68,9 +68,10 @@ export class ReplicaService implements CountdService {
 
   get id (): string { return this.replica.id }
 
-  async increment (name: string, by: bigint): Promise<bigint> { return await this.replica.increment(name, by) }
+  // The replica's async methods already turn every failure into a rejection: passed on as they are.
+  increment (name: string, by: bigint): Promise<bigint> { return this.replica.increment(name, by) }
 
-  async incrementMany (items: Array<[string, bigint]>): Promise<bigint[]> { return await this.replica.incrementMany(items) }
+  incrementMany (items: Array<[string, bigint]>): Promise<bigint[]> { return this.replica.incrementMany(items) }
 
   value (name: string): bigint { return this.replica.value(name) }
 

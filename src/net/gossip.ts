@@ -30,8 +30,14 @@ export class DeltaGossip {
     pubsub.addEventListener('message', evt => { this.receive(evt.detail) })
   }
 
-  /** Queue own new entries for the next batch. */
+  /**
+   * Queue own new entries for the next batch. With no subscriber yet there is
+   * nobody to send them to: encoding and signing them would be wasted (a
+   * single node spent ~6 % of its CPU there). A peer that subscribes later
+   * gets them from anti-entropy, as it gets everything written before it came.
+   */
   enqueue (entries: Entry[]): void {
+    if (this.node.services.pubsub.getSubscribers(DELTA_TOPIC).length === 0) return
     for (const e of entries) {
       // Own entries of a dataset whose sub is the origin all have sub = this
       // replica: the key alone tells them apart (and is shorter to hash).

@@ -158,7 +158,7 @@ class GroupWriter {
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ onWritten, resolve, reject }))
     if (!this.writing) void this.run()
-    return await done
+    return done
   }
 
   get idle (): boolean { return !this.writing && this.waiters.length === 0 }

@@ -34,7 +34,7 @@ export interface CommandContext {
 /** The Redis version whose protocol countd speaks (HELLO, INFO); clients gate features on it. */
 export const REDIS_COMPAT_VERSION = '7.2.0'
 
-interface Command {
+export interface Command {
   /** Redis arity: N = exactly N words (with the name), -N = at least N. */
   arity: number
   /** Allowed before AUTH (Redis' no-auth commands). */

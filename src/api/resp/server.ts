@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket, type AddressInfo } from 'node:n
 import { RequestParser, ProtocolError } from './parser.js'
 import type { Logger } from 'pino'
 import type { CountdService } from '../../service.js'
-import { commands, refusal, errorOf, err, RespError, type Session, type CommandContext } from './commands.js'
+import { commands, refusal, errorOf, err, RespError, type Command, type Session, type CommandContext } from './commands.js'
 import { errorReply, type Reply } from './reply.js'
 import { liveTokenCheck } from '../auth.js'
 import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
@@ -40,8 +40,8 @@ class Connection {
   /** No more commands are read (QUIT, protocol error, shutdown); end once replies are out. */
   private closing = false
   private paused = false
-  /** Settles once every reply so far is known (what a read waits for). */
-  private settled: Promise<void> = Promise.resolve()
+  /** The replies still to come since the queue was last empty (each settles, never rejects): what a read waits for. */
+  private coming: Array<Promise<void>> = []
   /** Settles once every command so far has started; null when none waits. */
   private gate: Promise<void> | null = null
 
@@ -77,45 +77,47 @@ class Connection {
     const name = args[0].toString('latin1').toLowerCase()
     const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined
     const label = cmd === undefined ? 'unknown' : name
-    const execute = (): Reply | Promise<Reply> => {
-      if (cmd === undefined) throw refusal(name, args)
-      if (!this.session.authenticated && cmd.noAuth !== true) throw new RespError('NOAUTH', 'Authentication required.', 'auth')
-      if (cmd.arity > 0 ? args.length !== cmd.arity : args.length < -cmd.arity) throw err(`wrong number of arguments for '${name}' command`)
-      return cmd.run(args, this.session, this.ctx)
-    }
     if (name === 'quit') this.closing = true // read no further; +OK goes out in order
     // A read must see the writes before it on this connection (as in Redis),
     // so it waits for them; once one command waits, all later ones wait
     // their turn too, so none sees a write sent after it.
-    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? this.settled : this.gate
+    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? Promise.all(this.coming) : this.gate
     let result: Reply | Promise<Reply>
     if (waitFor !== null) {
-      const started = waitFor.then(execute)
+      const started = waitFor.then(() => this.execute(cmd, name, args))
       this.gate = started.then(() => {}, () => {})
       result = started
     } else {
       try {
-        result = execute()
+        result = this.execute(cmd, name, args)
       } catch (e) {
         this.push(this.failed(e, label, start))
         return
       }
     }
     if (result instanceof Promise) {
+      // One promise per command that waits (this is the path of every write).
       const slot: Slot = { reply: undefined }
       this.slots.push(slot)
-      const done = result.then(reply => {
+      this.coming.push(result.then(reply => {
         this.meter.done(label, 'ok', start)
         slot.reply = reply
+        this.scheduleFlush()
       }, e => {
         slot.reply = this.failed(e, label, start)
-      })
-      this.settled = Promise.all([this.settled, done]).then(() => {})
-      void done.finally(() => { this.scheduleFlush() })
+        this.scheduleFlush()
+      }))
     } else {
       this.meter.done(label, 'ok', start)
       this.push(result)
     }
+  }
+
+  private execute (cmd: Command | undefined, name: string, args: Buffer[]): Reply | Promise<Reply> {
+    if (cmd === undefined) throw refusal(name, args)
+    if (!this.session.authenticated && cmd.noAuth !== true) throw new RespError('NOAUTH', 'Authentication required.', 'auth')
+    if (cmd.arity > 0 ? args.length !== cmd.arity : args.length < -cmd.arity) throw err(`wrong number of arguments for '${name}' command`)
+    return cmd.run(args, this.session, this.ctx)
   }
 
   private failed (e: unknown, label: string, start: number): string {
@@ -170,7 +172,7 @@ class Connection {
       this.slots.length = 0
       this.head = 0
       this.gate = null
-      this.settled = Promise.resolve()
+      this.coming = []
     }
     if (this.out !== '') {
       this.write(this.out)
