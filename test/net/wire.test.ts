@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert'
 import fc from 'fast-check'
 import { encode } from 'cborg'
+import { deflateRawSync } from 'node:zlib'
 import {
   packEntries, unpackEntries, encodeDelta, decodeDelta, decodeFrame, encodeFrame, packMembers, unpackMembers,
   ProtocolError, WIRE_VERSION, type KindLookup
@@ -49,6 +50,25 @@ describe('wire format (src/net/wire.ts)', () => {
     // Read as coming from another signer, the count is that signer's.
     assert.equal(decodeDelta(bytes, lookup, R2).entries.find(e => e.ds === 'c')?.sub, R2)
     assert.throws(() => encodeDelta({ sentAt: 1, entries: [{ ds: 'c', key: 'x', sub: R2, value: 1n }] }, lookup, R1), ProtocolError)
+  })
+
+  it('a big delta travels deflated and decodes to the same entries; a bad or oversized deflated body is refused', () => {
+    const entries: Entry[] = Array.from({ length: 200 }, (_, i) => ({ ds: 's', key: `t${i % 7}`, sub: `order-${100000 + i}`, value: 1n }))
+    const bytes = encodeDelta({ sentAt: 9, entries }, lookup, R1)
+    const plain = encode({ t: 9, g: { s: entries.flatMap(e => [e.key, 1, e.sub, 1]) } })
+    assert.ok(bytes.length * 3 < plain.length, `deflated ${bytes.length} B vs ${plain.length} B`)
+    assert.deepEqual(canon(decodeDelta(bytes, lookup, R1).entries), canon(entries))
+    // A small delta is sent as it is (zlib's set-up would cost more than it saves).
+    const small = encodeDelta({ sentAt: 1, entries: entries.slice(0, 2) }, lookup, R1)
+    assert.ok(!('z' in (decodeFrame(small) as object)))
+    const refused = [
+      encode({ t: 1, z: new Uint8Array([1, 2, 3, 4]) }), // not deflate
+      encode({ t: 1, z: 'text' }),
+      encode({ t: 1, z: deflateRawSync(encode([1, 2])) }), // inflates to something other than groups
+      encode({ t: 1, z: deflateRawSync(encode({ s: ['t', 1, 'a', 1] })), g: {} }), // both forms
+      encode({ t: 1, z: deflateRawSync(Buffer.alloc(40 << 20)) }) // a bomb: 40 MiB from ~40 KB
+    ]
+    for (const b of refused) assert.throws(() => decodeDelta(b, lookup, R1), ProtocolError)
   })
 
   it('rejects junk, truncated groups, bad values, unknown datasets and other wire versions', () => {
