@@ -54,9 +54,8 @@ export class Router {
     return undefined
   }
 
-  /** The route for a method and path; HttpError 404 or 405 (with Allow) otherwise. */
-  match (method: string, pathname: string): Match {
-    const found = this.find(pathname)
+  /** The route for a method and path (or what find() already returned for it); HttpError 404 or 405 (with Allow) otherwise. */
+  match (method: string, pathname: string, found = this.find(pathname)): Match {
     if (found === undefined) throw new HttpError(404, `no such path: ${pathname}`)
     const decl = found.pattern.byMethod.get(method) ?? (method === 'HEAD' ? found.pattern.byMethod.get('GET') : undefined)
     if (decl === undefined) {
