@@ -170,7 +170,12 @@ export class Network {
     const id = peer.toString()
     this.dialer.connected(id)
     this.replica.members.note(id, undefined, Date.now())
-    void this.syncWith(peer)
+    // One exchange repairs both sides: the smaller id starts it at once. The
+    // other side waits, as in syncAll, and starts its own only if none
+    // completes in time (two concurrent exchanges of a big difference read
+    // and sent it twice: a 1 % catch-up of 1M names, ~1.7 s a read).
+    if (this.replica.id < id) void this.syncWith(peer)
+    else this.lastSynced.set(id, Date.now())
   }
 
   /**

@@ -40,8 +40,8 @@ class Connection {
   /** No more commands are read (QUIT, protocol error, shutdown); end once replies are out. */
   private closing = false
   private paused = false
-  /** The replies still to come since the queue was last empty (each settles, never rejects): what a read waits for. */
-  private coming: Array<Promise<void>> = []
+  /** Settles once every reply so far is known (what a read waits for). */
+  private settled: Promise<unknown> = Promise.resolve()
   /** Settles once every command so far has started; null when none waits. */
   private gate: Promise<void> | null = null
 
@@ -81,7 +81,7 @@ class Connection {
     // A read must see the writes before it on this connection (as in Redis),
     // so it waits for them; once one command waits, all later ones wait
     // their turn too, so none sees a write sent after it.
-    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? Promise.all(this.coming) : this.gate
+    const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? this.settled : this.gate
     let result: Reply | Promise<Reply>
     if (waitFor !== null) {
       const started = waitFor.then(() => this.execute(cmd, name, args))
@@ -96,17 +96,20 @@ class Connection {
       }
     }
     if (result instanceof Promise) {
-      // One promise per command that waits (this is the path of every write).
+      // Two promises per command that waits (the path of every write): its
+      // reply's, and the chain a later read waits on (each link settles,
+      // never rejects, and is collected once settled).
       const slot: Slot = { reply: undefined }
       this.slots.push(slot)
-      this.coming.push(result.then(reply => {
+      const known = result.then(reply => {
         this.meter.done(label, 'ok', start)
         slot.reply = reply
         this.scheduleFlush()
       }, e => {
         slot.reply = this.failed(e, label, start)
         this.scheduleFlush()
-      }))
+      })
+      this.settled = Promise.all([this.settled, known])
     } else {
       this.meter.done(label, 'ok', start)
       this.push(result)
@@ -172,7 +175,7 @@ class Connection {
       this.slots.length = 0
       this.head = 0
       this.gate = null
-      this.coming = []
+      this.settled = Promise.resolve()
     }
     if (this.out !== '') {
       this.write(this.out)
