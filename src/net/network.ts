@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import type { Replica, Member, Entry } from '../replica.js'
 import { createNode, type CountdLibp2p } from './node.js'
 import { DeltaGossip } from './gossip.js'
-import { SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost, type SyncProgress, type SweepCursor } from './sync.js'
+import { SYNC_STEP_TIMEOUT_MS, runSync, serveSync, type SyncHost, type SyncProgress } from './sync.js'
 import { requestState, serveState, readEveryMember } from './read.js'
 import { SYNC_PROTOCOL, READ_PROTOCOL, OLD_PROTOCOLS } from './wire.js'
 import { Dialer, REDIAL_TICK_MS } from './dialer.js'
@@ -148,18 +148,18 @@ export class Network {
   async consistentSync (timeoutMs: number): Promise<string[]> {
     return await readEveryMember(this.replica, async (id, signal, fresh) => {
       const peer = peerIdFromString(id)
-      const exchange = async (force: boolean, resume?: SweepCursor): Promise<SyncProgress> => {
+      const exchange = async (force: boolean, previous?: SyncProgress): Promise<SyncProgress> => {
         const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal, force })
         const aborted = (): void => { stream.abort(new Error('consistent read timed out')) }
         signal.addEventListener('abort', aborted, { once: true })
         try {
-          return await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget, resume)
+          return await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget, previous)
         } finally {
           signal.removeEventListener('abort', aborted)
         }
       }
       // A difference over the budget takes several exchanges, each started after this call.
-      for (let p = await exchange(fresh); !p.complete;) p = await exchange(false, p.resume)
+      for (let p = await exchange(fresh); !p.complete;) p = await exchange(false, p)
     }, timeoutMs, this.log)
   }
 
@@ -215,7 +215,7 @@ export class Network {
       // An exchange over the entry budget repaired part of the difference: go on at once.
       for (let p: SyncProgress = { complete: false }; !p.complete && !this.stopped;) {
         const stream = await this.node.dialProtocol(this.dialer.target(id), SYNC_PROTOCOL, { signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
-        p = await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget, p.resume)
+        p = await runSync(this.syncHost, stream, peer, this.opts.syncEntryBudget, p)
       }
     } catch (err: any) {
       this.log.debug({ peer: id, err: err.message }, 'sync failed')

@@ -98,7 +98,17 @@ export interface SweepCursor { depth: number, next: number }
  * there without a descent (a side that started empty lacks everything, so a
  * descent would find every subtree differing, at the cost of big hash frames).
  */
-export interface SyncProgress { complete: boolean, resume?: SweepCursor }
+export interface SyncProgress {
+  complete: boolean
+  resume?: SweepCursor
+  /**
+   * A partial exchange's received entries, still being merged: the next
+   * exchange of the sweep runs meanwhile (a sweep is steered by its cursor,
+   * not by the digest, so it does not need them merged), and the last one
+   * waits for every merge before it reports complete.
+   */
+  merging?: Promise<void>
+}
 
 /** Estimated entries under one node at `depth` when `total` entries spread over the tree. */
 const perNode = (total: number, depth: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * depth)))
@@ -121,7 +131,8 @@ function sweep (total: number, budget: number, at?: SweepCursor): { depth: numbe
  * the differing subtrees, or the next step of a sweep (`resume`). At most
  * about `budget` entries a side are swapped.
  */
-export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, budget = SYNC_ENTRY_BUDGET, resume?: SweepCursor): Promise<SyncProgress> {
+export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, budget = SYNC_ENTRY_BUDGET, previous?: SyncProgress): Promise<SyncProgress> {
+  const resume = previous?.resume
   const io = framed(stream)
   const { replica } = host
   const { digest, lookup } = replica
@@ -153,16 +164,24 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
         part = { depth, nodes: differing.slice(0, cap), progress: { complete: differing.length <= cap } }
       }
     }
+    let merging = previous?.merging ?? Promise.resolve()
     if (part === undefined) {
       await io.write({ k: 'done' })
     } else {
       const mine = await replica.entriesUnder(part.depth, part.nodes)
       metrics.syncEntriesSent.inc(mine.length)
       await io.writeEntries(mine, lookup, { d: part.depth, n: part.nodes })
-      await mergeReceived(host, (await io.readEntries(lookup)).entries)
+      const theirs = (await io.readEntries(lookup)).entries
+      merging = merging.then(async () => { await mergeReceived(host, theirs) })
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
-    const progress = part?.progress ?? { complete: true }
+    const progress: SyncProgress = part?.progress ?? { complete: true }
+    if (progress.complete) {
+      await merging
+    } else {
+      merging.catch(() => {}) // the next exchange (or whoever ends the sweep) awaits it
+      progress.merging = merging
+    }
     metrics.syncRounds.inc({ role: 'initiator', outcome: part === undefined ? 'equal' : progress.complete ? 'repaired' : 'partial' })
     // A partial exchange completed too (the peer has our hello): it keeps the other side from starting its own.
     host.onSynced(remote.toString())
@@ -202,6 +221,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       prefetched = { depth, nodes: named, entries }
     }
     prefetchIfLast()
+    let merging: Promise<void> = Promise.resolve()
     let first = true
     while (true) {
       const f = await io.read()
@@ -231,13 +251,17 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       const asked = n as number[]
       const early = prefetched !== undefined && prefetched.depth === d && sameNodes(prefetched.nodes, asked) ? await prefetched.entries.catch(() => undefined) : undefined
       const mine = early ?? await replica.entriesUnder(d, asked)
-      await mergeReceived(host, theirs)
+      // Merged while our answer goes out: the initiator starts its next
+      // exchange of a sweep without waiting for our merge.
+      merging = mergeReceived(host, theirs)
+      merging.catch(() => {})
       const send = newerThan(mine, theirs)
       metrics.syncEntriesSent.inc(send.length)
       await io.writeEntries(send, lookup)
       break
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
+    await merging
     metrics.syncRounds.inc({ role: 'responder', outcome: 'ok' })
     host.onSynced(connection.remotePeer.toString())
   } catch (err) {
