@@ -159,6 +159,8 @@ export function unpackEntries (w: unknown, lookup: KindLookup, origin?: string):
     if (kind === undefined) throw new ProtocolError(`unknown dataset ${tag}`)
     if (!Array.isArray(flat)) throw new ProtocolError('bad entries')
     const implicit = origin !== undefined && kind.subIsOrigin
+    // Subs from the table repeat (a replica id per entry): each is checked once per dataset.
+    const tableChecked = new Uint8Array(s?.length ?? 0)
     let i = 0
     while (i < flat.length) {
       const key = flat[i]
@@ -169,15 +171,20 @@ export function unpackEntries (w: unknown, lookup: KindLookup, origin?: string):
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > flat.length) throw new ProtocolError('bad group size')
       for (let k = 0; k < n; k++) {
         let sub: unknown = origin
+        let checked = false
         if (!implicit) {
           sub = flat[i++]
-          if (typeof sub === 'number') sub = s?.[sub]
+          if (typeof sub === 'number') {
+            checked = tableChecked[sub] === 1
+            tableChecked[sub] = 1 // set before the check below: a bad one throws
+            sub = s?.[sub]
+          }
         }
-        if (typeof sub !== 'string' || !kind.isSub(sub)) throw new ProtocolError(`bad ${kind.name} sub`)
+        if (!checked && (typeof sub !== 'string' || !kind.isSub(sub))) throw new ProtocolError(`bad ${kind.name} sub`)
         if (i >= flat.length) throw new ProtocolError('truncated entries')
         const value = decodeValue(flat[i++])
         if (!kind.isValue(value)) throw new ProtocolError(`bad ${kind.name} value`)
-        out.push({ ds: tag, key, sub, value })
+        out.push({ ds: tag, key, sub: sub as string, value })
       }
     }
   }

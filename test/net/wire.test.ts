@@ -81,6 +81,7 @@ describe('wire format (src/net/wire.ts)', () => {
       { g: { c: ['bad/name', 1, 0, 1] }, s: [R1] },
       { g: { c: ['x', 1, 7, 1] }, s: [R1] }, // sub index out of range
       { g: { c: ['x', 1, 'not-a-peer-id', 1] } },
+      { g: { c: ['x', 1, 0, 1, 'y', 1, 0, 1] }, s: ['not-a-peer-id'] }, // a bad sub in the table (checked once, still checked)
       { g: { c: ['x', 99, 0, 1] }, s: [R1] }, // group size beyond the data
       { g: { z: ['x', 1, 'a', 1] } }, // unknown dataset
       { g: [1, 2, 3] },
