@@ -106,6 +106,12 @@ const RANGE_READERS = 4
 const FOLD_DELAY_MS = 500
 /** ...or until this many keys wait (each costs ~200 bytes of overlay, and entriesUnder scans the overlay). */
 const FOLD_KEYS = 50_000
+/**
+ * A fold goes to LevelDB in batches of at most this many keys, one after the
+ * other: received state shares the unsynced writer, and must not wait behind
+ * one batch of 50,000 keys (tens of ms) to become visible.
+ */
+const FOLD_BATCH_KEYS = 5_000
 
 /** Hex digits of a leaf in a key: one per digest-tree level. */
 const LEAF_HEX = DEPTH
@@ -278,6 +284,8 @@ export class Store {
   private toFold = new Map<string, BatchOp>()
   private foldFiles: number[] = []
   private foldTimer: NodeJS.Timeout | undefined
+  /** Folds handed to the unsynced writer and not finished (a fold is several batches). */
+  private folding = 0
 
   private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
@@ -306,9 +314,10 @@ export class Store {
 
   /**
    * Hand every waiting own write to the unsynced writer, one op per key.
-   * Nothing but this replica writes the keys of its own writes (entries of
-   * its own replica id, idempotency records, meta values), so holding them
-   * back never puts an older value over a newer one.
+   * Holding them back never puts an older value over a newer one: the keys
+   * of own writes are this replica's alone (its counts, slot entries,
+   * idempotency records, meta values), or, for items, written by anyone
+   * but always with the same value 1.
    */
   private fold (): void {
     clearTimeout(this.foldTimer)
@@ -318,12 +327,20 @@ export class Store {
     const files = this.foldFiles
     this.toFold = new Map()
     this.foldFiles = []
-    this.lazy.write(ops).then(() => {
-      for (const op of ops) if (this.unfolded.get(op.key) === op) this.unfolded.delete(op.key)
+    this.folding++
+    this.foldInBatches(ops).then(() => {
       for (const file of files) this.journal.folded(file)
     }, () => {
       // The store is degraded now; recovery folds the records again (recoverJournal).
-    })
+    }).finally(() => { this.folding-- })
+  }
+
+  private async foldInBatches (ops: BatchOp[]): Promise<void> {
+    for (let i = 0; i < ops.length; i += FOLD_BATCH_KEYS) {
+      const batch = ops.slice(i, i + FOLD_BATCH_KEYS)
+      await this.lazy.write(batch)
+      for (const op of batch) if (this.unfolded.get(op.key) === op) this.unfolded.delete(op.key)
+    }
   }
 
   /** Forget the waiting folds: the journal is being folded from its files (open, recovery). */
@@ -466,8 +483,7 @@ export class Store {
 
   /** Every stored entry, in key order, in chunks. */
   async * entries (): AsyncGenerator<PlacedEntry[]> {
-    this.fold() // acknowledged writes still waiting for their fold...
-    await this.lazy.settled() // ...and those being folded
+    await this.writesSettled() // acknowledged writes still waiting for their fold, or being folded
     for await (const chunk of this.chunksOf({ gt: 'e/', lt: 'e0' })) yield chunk.map(([key, value]) => parseEntryKey(key, value))
   }
 
@@ -678,7 +694,7 @@ export class Store {
 
   /** Until no write is queued or in flight (folds included). */
   private async writesSettled (): Promise<void> {
-    while (!this.durable.idle || !this.lazy.idle || this.foldFiles.length > 0) {
+    while (!this.durable.idle || !this.lazy.idle || this.foldFiles.length > 0 || this.folding > 0) {
       this.fold()
       await new Promise(resolve => setTimeout(resolve, 1))
     }
