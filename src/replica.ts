@@ -17,6 +17,7 @@ import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
+import { typedView } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
@@ -103,7 +104,7 @@ export class Replica {
       }
       snap.d.forEach((bytes, level) => {
         if (bytes.byteLength !== this.digest.levels[level].byteLength) throw new Error('digest size')
-        this.digest.levels[level].set(new Uint32Array(bytes.slice().buffer))
+        this.digest.levels[level].set(typedView(bytes, Uint32Array))
       })
       for (const [tag, state] of states) this.states.set(tag, state)
       this.entryCount = snap.n

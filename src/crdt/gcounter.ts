@@ -92,6 +92,7 @@ import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 import { isValidKey, isReplicaId } from '../validate.js'
+import { typedView } from '../util/bytes.js'
 
 
 /** Every counter of a replica: name -> G-Counter. */
@@ -234,10 +235,9 @@ const bytesOf = (a: Uint32Array | Float64Array): Uint8Array => new Uint8Array(a.
 function restoreCounters (bytes: Uint8Array): CounterSet {
   const snap = decode(bytes) as { f?: number, r: string[], names: string, sizes: Uint8Array, reps: Uint8Array, counts: Uint8Array, big: string[] }
   if (snap.f !== 2 || !Array.isArray(snap.r) || typeof snap.names !== 'string' || !Array.isArray(snap.big)) throw new Error('bad counter snapshot')
-  // Copies: the decoded bytes need not be aligned for the typed arrays.
-  const sizes = new Uint32Array(snap.sizes.slice().buffer)
-  const reps = new Uint32Array(snap.reps.slice().buffer)
-  const counts = new Float64Array(snap.counts.slice().buffer)
+  const sizes = typedView(snap.sizes, Uint32Array)
+  const reps = typedView(snap.reps, Uint32Array)
+  const counts = typedView(snap.counts, Float64Array)
   const names = sizes.length === 0 ? [] : snap.names.split('\n')
   if (names.length !== sizes.length || reps.length !== counts.length) throw new Error('bad counter snapshot')
   const set = new CounterSet()

@@ -36,6 +36,7 @@ import type { Stream } from '@libp2p/interface'
 import type { DatasetKind, Entry } from '../crdt/dataset.js'
 import type { MemberRecord } from '../store/store.js'
 import { isReplicaId } from '../validate.js'
+import { typedView } from '../util/bytes.js'
 
 export const WIRE_VERSION = 2
 export const SYNC_PROTOCOL = '/countd/sync/2'
@@ -341,7 +342,7 @@ export function hashBytes (h: Uint32Array): Uint8Array {
 
 export function hashesFrom (v: unknown, count: number): Uint32Array {
   if (!(v instanceof Uint8Array) || v.length !== count * 8) throw new ProtocolError('bad hashes')
-  return new Uint32Array(v.slice().buffer)
+  return typedView(v, Uint32Array)
 }
 
 export function toBitset (indices: number[], size: number): Uint8Array {
