@@ -6,7 +6,6 @@
 // Datasets are registered once (counters today; see src/crdt/dataset.ts for
 // how a new type joins): gossip, anti-entropy, consistent reads, the store
 // and the digest then carry it without knowing what it is.
-import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState, Entry } from './crdt/dataset.js'
 import { counterKind, type CounterSet } from './crdt/gcounter.js'
 import { itemKind, type ItemSets } from './crdt/gset.js'
@@ -17,7 +16,7 @@ import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
-import { typedView } from './util/bytes.js'
+import { typedView, packParts, unpackParts } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
@@ -85,29 +84,36 @@ export class Replica {
     return 'entries'
   }
 
-  /** Everything load() would rebuild, as bytes: each dataset's state and the digest tree. */
+  /**
+   * Everything load() would rebuild, as bytes: the digest tree's levels and
+   * each dataset's state, side by side (packParts: read back as views).
+   */
   snapshot (): Uint8Array {
-    const datasets: Record<string, Uint8Array> = {}
-    for (const [tag, kind] of this.kinds) datasets[tag] = kind.snapshot(this.states.get(tag) as DatasetState)
-    return encode({ v: 1, n: this.entryCount, d: this.digest.levels.map(l => new Uint8Array(l.buffer, l.byteOffset, l.byteLength)), k: datasets })
+    const tags = [...this.kinds.keys()]
+    const levels = this.digest.levels.map(l => new Uint8Array(l.buffer, l.byteOffset, l.byteLength))
+    const datasets = tags.map(tag => (this.kinds.get(tag) as DatasetKind).snapshot(this.states.get(tag) as DatasetState))
+    return packParts({ v: 2, n: this.entryCount, d: levels.length, k: tags }, [...levels, ...datasets])
   }
 
   /** Take a snapshot() back; false (and nothing changed) if it does not fit this version. */
   private restore (bytes: Uint8Array): boolean {
     try {
-      const snap = decode(bytes) as { v: number, n: number, d: Uint8Array[], k: Record<string, Uint8Array> }
-      if (snap.v !== 1 || snap.d.length !== this.digest.levels.length) return false
+      const { fields, parts } = unpackParts(bytes)
+      const { v, n, d, k } = fields as { v: unknown, n: unknown, d: unknown, k: unknown }
+      const levels = this.digest.levels
+      if (v !== 2 || typeof n !== 'number' || d !== levels.length || !Array.isArray(k) || parts.length !== levels.length + k.length) return false
       const states = new Map<string, DatasetState>()
       for (const [tag, kind] of this.kinds) {
-        if (!(snap.k[tag] instanceof Uint8Array)) return false
-        states.set(tag, kind.restore(snap.k[tag]))
+        const at = k.indexOf(tag)
+        if (at === -1) return false
+        states.set(tag, kind.restore(parts[levels.length + at]))
       }
-      snap.d.forEach((bytes, level) => {
-        if (bytes.byteLength !== this.digest.levels[level].byteLength) throw new Error('digest size')
-        this.digest.levels[level].set(typedView(bytes, Uint32Array))
+      levels.forEach((level, i) => {
+        if (parts[i].byteLength !== level.byteLength) throw new Error('digest size')
+        level.set(typedView(parts[i], Uint32Array))
       })
       for (const [tag, state] of states) this.states.set(tag, state)
-      this.entryCount = snap.n
+      this.entryCount = n
       return true
     } catch {
       for (const l of this.digest.levels) l.fill(0)

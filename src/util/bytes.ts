@@ -1,4 +1,6 @@
-// Typed arrays over decoded bytes without a copy where the bytes allow it.
+// Typed arrays over decoded bytes without a copy where the bytes allow it,
+// and a container of byte strings that are read back without copies.
+import { encode, decode } from 'cborg'
 
 type TypedArrayOf<T> = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T
 
@@ -15,3 +17,45 @@ export function typedView<T> (bytes: Uint8Array, Type: TypedArrayOf<T> & { BYTES
   const aligned = bytes.byteOffset % width === 0 ? bytes : bytes.slice()
   return new Type(aligned.buffer, aligned.byteOffset, aligned.byteLength / width)
 }
+
+/**
+ * Byte strings side by side after a small CBOR header, each at an 8-byte
+ * aligned offset: [u32 LE header length][header {...fields, p: [part
+ * lengths]}][parts]. unpackParts hands the parts back as views of the one
+ * buffer (a CBOR byte string would be copied out on decode: at 1M names a
+ * 33 MB copy while a node restarts).
+ */
+export function packParts (fields: Record<string, unknown>, parts: Uint8Array[]): Uint8Array {
+  const header = encode({ ...fields, p: parts.map(p => p.byteLength) })
+  let size = align8(4 + header.byteLength)
+  for (const p of parts) size += align8(p.byteLength)
+  const out = new Uint8Array(size)
+  new DataView(out.buffer).setUint32(0, header.byteLength, true)
+  out.set(header, 4)
+  let at = align8(4 + header.byteLength)
+  for (const p of parts) {
+    out.set(p, at)
+    at += align8(p.byteLength)
+  }
+  return out
+}
+
+/** packParts() read back; throws on bytes it did not write. */
+export function unpackParts (bytes: Uint8Array): { fields: Record<string, unknown>, parts: Uint8Array[] } {
+  if (bytes.byteLength < 4) throw new RangeError('too short for a header')
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true)
+  if (4 + headerLength > bytes.byteLength) throw new RangeError('header past the end')
+  const fields = decode(bytes.subarray(4, 4 + headerLength)) as Record<string, unknown>
+  const lengths = fields.p
+  if (!Array.isArray(lengths) || !lengths.every(n => Number.isSafeInteger(n) && n >= 0)) throw new RangeError('bad part lengths')
+  const parts: Uint8Array[] = []
+  let at = align8(4 + headerLength)
+  for (const n of lengths as number[]) {
+    if (at + n > bytes.byteLength) throw new RangeError('part past the end')
+    parts.push(bytes.subarray(at, at + n))
+    at += align8(n)
+  }
+  return { fields, parts }
+}
+
+const align8 = (n: number): number => (n + 7) & ~7
