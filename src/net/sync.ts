@@ -114,6 +114,13 @@ export interface SyncProgress {
 const perNode = (total: number, depth: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * depth)))
 /** How many nodes at `depth` one exchange takes: as many as fit the budget, at least one. */
 const nodesWithin = (total: number, depth: number, budget: number): number => Math.max(1, Math.floor(budget / perNode(total, depth)))
+/**
+ * Whether the initiator's descent goes below `depth`. The responder asks the
+ * same question to read ahead (serveSync), so both must come from here.
+ */
+const descendsBelow = (total: number, depth: number): boolean => depth < DEPTH && perNode(total, depth) > DESCEND_WHILE_ENTRIES_PER_NODE
+/** The differing nodes at `depth` one exchange names: the first that fit the budget. */
+const namedNodes = (differing: number[], total: number, depth: number, budget: number): number[] => differing.slice(0, nodesWithin(total, depth, budget))
 
 /** The next subtrees of a sweep: consecutive nodes at a depth where they fit the budget. */
 function sweep (total: number, budget: number, at?: SweepCursor): { depth: number, nodes: number[], progress: SyncProgress } {
@@ -152,7 +159,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     } else if (resume !== undefined || replica.entryCount === 0 || theirEntries === 0) {
       part = sweep(total, budget, resume)
     } else {
-      while (differing.length > 0 && depth < DEPTH && perNode(total, depth) > DESCEND_WHILE_ENTRIES_PER_NODE) {
+      while (differing.length > 0 && descendsBelow(total, depth)) {
         const nodes = childrenOf(differing)
         depth++
         await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
@@ -160,8 +167,8 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
       }
       if (differing.length > 0) {
         // Over the budget: the first differing subtrees now, the rest in the next exchanges.
-        const cap = nodesWithin(total, depth, budget)
-        part = { depth, nodes: differing.slice(0, cap), progress: { complete: differing.length <= cap } }
+        const nodes = namedNodes(differing, total, depth, budget)
+        part = { depth, nodes, progress: { complete: nodes.length === differing.length } }
       }
     }
     let merging = previous?.merging ?? Promise.resolve()
@@ -214,8 +221,8 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     const budget = typeof hello.b === 'number' && hello.b >= 1 ? hello.b : SYNC_ENTRY_BUDGET
     let prefetched: { depth: number, nodes: number[], entries: Promise<Entry[]> } | undefined
     const prefetchIfLast = (): void => {
-      if (diff.length === 0 || (depth < DEPTH && perNode(total, depth) > DESCEND_WHILE_ENTRIES_PER_NODE)) return
-      const named = diff.map(i => nodes[i]).slice(0, nodesWithin(total, depth, budget))
+      if (diff.length === 0 || descendsBelow(total, depth)) return
+      const named = namedNodes(diff.map(i => nodes[i]), total, depth, budget)
       const entries = replica.entriesUnder(depth, named)
       entries.catch(() => {}) // awaited below if used; a failed read is read again there
       prefetched = { depth, nodes: named, entries }
