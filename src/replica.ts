@@ -16,7 +16,7 @@ import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
-import { typedView, packParts, unpackParts } from './util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
@@ -90,7 +90,7 @@ export class Replica {
    */
   snapshot (): Uint8Array {
     const tags = [...this.kinds.keys()]
-    const levels = this.digest.levels.map(l => new Uint8Array(l.buffer, l.byteOffset, l.byteLength))
+    const levels = this.digest.levels.map(bytesOf)
     const datasets = tags.map(tag => (this.kinds.get(tag) as DatasetKind).snapshot(this.states.get(tag) as DatasetState))
     return packParts({ v: 2, n: this.entryCount, d: levels.length, k: tags }, [...levels, ...datasets])
   }

@@ -92,7 +92,7 @@ import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 import { isValidKey, isReplicaId } from '../validate.js'
-import { typedView } from '../util/bytes.js'
+import { typedView, bytesOf } from '../util/bytes.js'
 
 
 /** Every counter of a replica: name -> G-Counter. */
@@ -229,8 +229,6 @@ function snapshotCounters (set: CounterSet): Uint8Array {
   }
   return encode({ f: 2, r, names: names.join('\n'), sizes: bytesOf(sizes), reps: bytesOf(reps), counts: bytesOf(counts), big })
 }
-
-const bytesOf = (a: Uint32Array | Float64Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
 function restoreCounters (bytes: Uint8Array): CounterSet {
   const snap = decode(bytes) as { f?: number, r: string[], names: string, sizes: Uint8Array, reps: Uint8Array, counts: Uint8Array, big: string[] }

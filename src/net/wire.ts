@@ -36,7 +36,7 @@ import type { Stream } from '@libp2p/interface'
 import type { DatasetKind, Entry } from '../crdt/dataset.js'
 import type { MemberRecord } from '../store/store.js'
 import { isReplicaId } from '../validate.js'
-import { typedView } from '../util/bytes.js'
+import { typedView, bytesOf } from '../util/bytes.js'
 
 export const WIRE_VERSION = 2
 export const SYNC_PROTOCOL = '/countd/sync/2'
@@ -336,9 +336,7 @@ export class Framed {
 
 // ---- digest hashes and bitsets ----
 
-export function hashBytes (h: Uint32Array): Uint8Array {
-  return new Uint8Array(h.buffer, h.byteOffset, h.byteLength)
-}
+export const hashBytes = (h: Uint32Array): Uint8Array => bytesOf(h)
 
 export function hashesFrom (v: unknown, count: number): Uint32Array {
   if (!(v instanceof Uint8Array) || v.length !== count * 8) throw new ProtocolError('bad hashes')

@@ -2,6 +2,11 @@
 // and a container of byte strings that are read back without copies.
 import { encode, decode } from 'cborg'
 
+/** The bytes of a typed array, as a view (no copy): what CBOR and files take. */
+export function bytesOf (a: Uint32Array | Float64Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+}
+
 type TypedArrayOf<T> = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T
 
 /**
