@@ -20,9 +20,15 @@ describe('Prometheus metrics', function () {
     const [a, b] = cluster.nodes
     for (let i = 0; i < 20; i++) await inc(a.url, `m${i % 4}`, 1)
     await waitFor(async () => await value(b.url, 'm3') === 5n, 5000)
-    await new Promise(resolve => setTimeout(resolve, 1200)) // one anti-entropy round
-    const textA = await (await fetch(`${a.url}/metrics`)).text()
-    const textB = await (await fetch(`${b.url}/metrics`)).text()
+    // An anti-entropy round once the two agree: only the smaller id runs the
+    // periodic one (every second), and rounds while gossip is still in flight
+    // repair; wait for it rather than for a fixed time.
+    const scrape = async (): Promise<[string, string]> => [await (await fetch(`${a.url}/metrics`)).text(), await (await fetch(`${b.url}/metrics`)).text()]
+    let [textA, textB] = await scrape()
+    await waitFor(async () => {
+      [textA, textB] = await scrape()
+      return /^countd_sync_rounds_total\{role="initiator",outcome="equal"\} \d+/m.test(textA + textB)
+    }, 10000, 100)
     assert.equal(metric(textA, 'countd_increments_total'), 20)
     assert.ok(metric(textA, 'countd_gossip_deltas_published_total') >= 4)
     assert.ok(metric(textB, 'countd_gossip_deltas_received_total') >= 4)
