@@ -107,6 +107,14 @@ const FOLD_DELAY_MS = 500
 /** ...or until this many keys wait (each costs ~200 bytes of overlay, and entriesUnder scans the overlay). */
 const FOLD_KEYS = 50_000
 
+/**
+ * The longest a group commit waits for more writers to join it (see
+ * GroupWriter.gather). redis-benchmark INCR, 50 clients, A/B back to back:
+ * 12,900 / 11,900 commands/s without (25 writes per fsync) against 16,800 /
+ * 16,500 with 1 ms (42 per fsync); 0.3 ms gave 13,900, 2 ms 18,500 (vs 22,400).
+ */
+const GATHER_MS = 1
+
 /** Hex digits of a leaf in a key: one per digest-tree level. */
 const LEAF_HEX = DEPTH
 export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${leafHex(e.leaf)}/${e.key}/${e.sub}`
@@ -181,6 +189,20 @@ class GroupWriter {
     return !covers(this.queue.get(key), value) && !covers(this.inFlight.get(key), value)
   }
 
+  /**
+   * Wait while each turn of the event loop brings more writers, up to
+   * GATHER_MS: clients answered by the last commit send their next write
+   * within tens of microseconds, and one fsync for all of them beats two.
+   */
+  private async gather (): Promise<void> {
+    const until = performance.now() + GATHER_MS
+    let seen: number
+    do {
+      seen = this.waiters.length
+      await new Promise(resolve => setImmediate(resolve))
+    } while (this.waiters.length > seen && performance.now() < until)
+  }
+
   private async run (): Promise<void> {
     this.writing = true
     try {
@@ -188,7 +210,7 @@ class GroupWriter {
         // Let this turn of the event loop finish first: requests already
         // received join this batch instead of the next one (as Redis fsyncs
         // once per event-loop turn).
-        await new Promise(resolve => setImmediate(resolve))
+        await this.gather()
         const waiters = this.waiters
         this.inFlight = this.queue
         this.queue = new Map()
