@@ -255,7 +255,9 @@ export class Replica {
 
   /**
    * Add every (name, by) atomically and durably; resolve with each counter's
-   * new local value once the batch is fsync'd.
+   * new local value once the batch is fsync'd: the value this increment made,
+   * so a name given twice answers two values in order (a Redis pipeline's
+   * INCR x, INCR x answers 1, 2).
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
     if (!this.writable() && !await this.gate.whenWritable(JOIN_WAIT_MS)) throw new NotJoinedError()
@@ -267,7 +269,7 @@ export class Replica {
     try {
       const values = await this.writeOwn(entries, () => entries.map(e => {
         if (this.ownPending.get(e.key) === e.value) this.ownPending.delete(e.key)
-        return this.value(e.key)
+        return this.value(e.key) - this.counters.get(e.key, this.id) + e.value
       }), records)
       metrics.incrementsAccepted.inc(items.length)
       return values

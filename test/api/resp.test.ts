@@ -119,6 +119,13 @@ describe('Redis protocol (RESP2)', function () {
     })
     assert.equal(service.value('pipe.a'), BigInt(a))
     assert.equal(service.value('pipe.b'), BigInt(b))
+    // Increments of one read go to the replica together: each still answers
+    // its own value, and a bad one is refused alone.
+    const q = redis.pipeline()
+    q.incr('pipe.c').incr('pipe.c').incrby('pipe.c', 5).incr('bad name').incrby('pipe.c', 0).incr('pipe.d').incr('pipe.c')
+    const got = (await q.exec() ?? []).map(([e, v]) => e === null ? v : 'ERR')
+    assert.deepEqual(got, [1, 2, 7, 'ERR', 'ERR', 1, 8])
+    assert.equal(service.value('pipe.c'), 8n)
     // redis-cli --pipe: raw protocol from stdin, 1,000 INCRs.
     const cmds = Array.from({ length: 1000 }, () => '*2\r\n$4\r\nINCR\r\n$9\r\npipe.cli1\r\n').join('')
     const child = execFile('redis-cli', ['-p', String(PORT), '--pipe'])

@@ -9,7 +9,7 @@ import { RequestParser, ProtocolError } from './parser.js'
 import type { Logger } from 'pino'
 import type { CountdService } from '../../service.js'
 import { commands, refusal, errorOf, err, RespError, type Command, type Session, type CommandContext } from './commands.js'
-import { errorReply, type Reply } from './reply.js'
+import { errorReply, integer, type Reply } from './reply.js'
 import { liveTokenCheck } from '../auth.js'
 import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
 import { commandMeter, type Meter } from './meter.js'
@@ -25,6 +25,9 @@ const MAX_UNSENT_BYTES = 4 * 1024 * 1024
 const CLOSE_GRACE_MS = 2000
 
 interface Slot { reply: Reply | undefined }
+
+/** An increment waiting for the end of its read, to go to the service with the others (flushIncrements). */
+interface HeldIncrement { slot: Slot, label: string, start: number }
 
 let nextClientId = 1
 
@@ -44,6 +47,9 @@ class Connection {
   private settled: Promise<unknown> = Promise.resolve()
   /** Settles once every command so far has started; null when none waits. */
   private gate: Promise<void> | null = null
+  /** Increments of the current read not yet handed to the service, and their slots. */
+  private increments: Array<[string, bigint]> = []
+  private held: HeldIncrement[] = []
 
   constructor (private readonly socket: Socket, private readonly ctx: CommandContext, private readonly meter: Meter, private readonly log: Logger) {
     this.session = { id: nextClientId++, authenticated: ctx.checkToken === undefined, name: null }
@@ -65,6 +71,8 @@ class Connection {
       if (!(e instanceof ProtocolError)) throw e
       this.protocolError(e.message)
     }
+    // Commands read before a malformed frame still run, as in Redis.
+    this.flushIncrements()
     this.flush()
     if (this.pendingReplies() > MAX_PENDING_REPLIES || this.socket.writableLength > MAX_UNSENT_BYTES) {
       this.paused = true
@@ -81,6 +89,12 @@ class Connection {
     // A read must see the writes before it on this connection (as in Redis),
     // so it waits for them; once one command waits, all later ones wait
     // their turn too, so none sees a write sent after it.
+    if (cmd?.increment !== undefined && this.gate === null) {
+      this.holdIncrement(cmd, name, args, label, start)
+      return
+    }
+    // Whatever comes next starts after the increments before it.
+    this.flushIncrements()
     const waitFor = cmd?.read === true && this.pendingReplies() > 0 ? this.settled : this.gate
     let result: Reply | Promise<Reply>
     if (waitFor !== null) {
@@ -117,10 +131,50 @@ class Connection {
   }
 
   private execute (cmd: Command | undefined, name: string, args: Buffer[]): Reply | Promise<Reply> {
+    return this.admit(cmd, name, args).run(args, this.session, this.ctx)
+  }
+
+  /** The command, if this session may run it with these arguments; else throws the refusal. */
+  private admit (cmd: Command | undefined, name: string, args: Buffer[]): Command {
     if (cmd === undefined) throw refusal(name, args)
     if (!this.session.authenticated && cmd.noAuth !== true) throw new RespError('NOAUTH', 'Authentication required.', 'auth')
     if (cmd.arity > 0 ? args.length !== cmd.arity : args.length < -cmd.arity) throw err(`wrong number of arguments for '${name}' command`)
-    return cmd.run(args, this.session, this.ctx)
+    return cmd
+  }
+
+  /** Take a checked increment's slot now; it goes to the service with the rest of this read's. */
+  private holdIncrement (cmd: Command, name: string, args: Buffer[], label: string, start: number): void {
+    let item: [string, bigint]
+    try {
+      item = (this.admit(cmd, name, args).increment as (args: Buffer[]) => [string, bigint])(args)
+    } catch (e) {
+      this.push(this.failed(e, label, start))
+      return
+    }
+    const slot: Slot = { reply: undefined }
+    this.slots.push(slot)
+    this.increments.push(item)
+    this.held.push({ slot, label, start })
+  }
+
+  /** One service call (one write, all-or-nothing) for the increments held; each reply is its own new value. */
+  private flushIncrements (): void {
+    if (this.increments.length === 0) return
+    const held = this.held
+    const done = this.ctx.service.incrementMany(this.increments)
+    this.increments = []
+    this.held = []
+    const known = done.then(values => {
+      held.forEach((h, i) => {
+        this.meter.done(h.label, 'ok', h.start)
+        h.slot.reply = integer(values[i])
+      })
+      this.scheduleFlush()
+    }, e => {
+      for (const h of held) h.slot.reply = this.failed(e, h.label, h.start)
+      this.scheduleFlush()
+    })
+    this.settled = Promise.all([this.settled, known])
   }
 
   private failed (e: unknown, label: string, start: number): string {
