@@ -269,7 +269,7 @@ export class Replica {
     try {
       const values = await this.writeOwn(entries, () => entries.map(e => {
         if (this.ownPending.get(e.key) === e.value) this.ownPending.delete(e.key)
-        return this.value(e.key) - this.counters.get(e.key, this.id) + e.value
+        return this.counters.valueWith(e.key, this.id, e.value)
       }), records)
       metrics.incrementsAccepted.inc(items.length)
       return values

@@ -111,6 +111,12 @@ export class CounterSet implements DatasetState {
 
   value (name: string): bigint { return this.byName.get(name)?.value ?? 0n }
 
+  /** The value of `name` were `replica`'s count `count` (the other replicas' counts as they are). */
+  valueWith (name: string, replica: string, count: bigint): bigint {
+    const c = this.byName.get(name)
+    return c === undefined ? count : c.value - c.count(replica) + count
+  }
+
   subsOf (name: string): Array<[string, bigint]> {
     const out: Array<[string, bigint]> = []
     this.byName.get(name)?.forEach((count, replica) => out.push([replica, count]))

@@ -77,6 +77,10 @@ export interface IdempotencyRecord {
 
 type BatchOp = { type: 'put', key: string, value: string, grows?: bigint } | { type: 'del', key: string }
 
+/** Own writes in the journal but not in their own keys yet: the newest op of each key, and the journal files of their records. */
+interface Fold { ops: Map<string, BatchOp>, files: number[] }
+const newFold = (): Fold => ({ ops: new Map(), files: [] })
+
 interface Waiter {
   /** Runs synchronously right after the batch is written, before the next one starts. */
   onWritten?: () => void
@@ -154,14 +158,16 @@ export function classifyWriteError (err: any): Error {
  */
 class GroupWriter {
   private queue = new Map<string, BatchOp>()
+  /** Lists of ops written as they are, after the queue's (writeBulk). */
+  private bulk: Array<Iterable<BatchOp>> = []
   private waiters: Waiter[] = []
   private inFlight = new Map<string, BatchOp>()
   private writing = false
   onBatch?: (size: number, ms: number) => void
 
   constructor (
-    /** Writes one batch; a failure fails it and everything queued behind it. */
-    private readonly commit: (ops: BatchOp[]) => Promise<void>,
+    /** Writes one batch (these lists of ops, in order); a failure fails it and everything queued behind it. */
+    private readonly commit: (ops: Array<Iterable<BatchOp>>) => Promise<void>,
     /** Fails writes fast while the store is degraded; told of each failure. */
     private readonly health: StoreHealth
   ) {}
@@ -173,6 +179,19 @@ class GroupWriter {
       this.queue.set(op.key, op)
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ onWritten, resolve, reject }))
+    if (!this.writing) void this.run()
+    return done
+  }
+
+  /**
+   * Ops already coalesced per key whose keys no other writer of this group
+   * writer puts a smaller value to (folds of own writes): no per-op check,
+   * and written after the queue's ops of the same batch.
+   */
+  async writeBulk (ops: Iterable<BatchOp>): Promise<void> {
+    this.health.check()
+    this.bulk.push(ops)
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }))
     if (!this.writing) void this.run()
     return done
   }
@@ -212,18 +231,21 @@ class GroupWriter {
         // once per event-loop turn).
         await this.gather()
         const waiters = this.waiters
+        const bulk = this.bulk
         this.inFlight = this.queue
         this.queue = new Map()
+        this.bulk = []
         this.waiters = []
         const started = performance.now()
         try {
-          if (this.inFlight.size > 0) await this.commit([...this.inFlight.values()])
+          if (this.inFlight.size > 0 || bulk.length > 0) await this.commit([this.inFlight.values(), ...bulk])
         } catch (err: any) {
           // Writes queued behind a failed one may have been skipped in its
           // favour (a larger value was in it): they fail too.
           const failure = this.health.failed(err)
           this.inFlight = new Map()
           this.queue = new Map()
+          this.bulk = []
           for (const w of [...waiters, ...this.waiters.splice(0)]) w.reject(failure)
           break
         }
@@ -294,35 +316,44 @@ export class Store {
   readonly health: StoreHealth
   private closed = false
   private journal!: Journal
-  /** Keys whose newest value is in a journal record but not yet in its own key (see the header). */
-  private readonly unfolded = new Map<string, BatchOp>()
-  /** The unfolded keys not yet handed to LevelDB (newest value each), and the journal file of each record they come from. */
-  private toFold = new Map<string, BatchOp>()
-  private foldFiles: number[] = []
+  /**
+   * The "unfolded" keys (see the header), oldest fold first: the last one
+   * takes new own writes; those before it are being written to LevelDB and
+   * each goes as a whole once it landed (no per-key bookkeeping). A key may
+   * be in several; the newest fold has its newest value.
+   */
+  private folds: Fold[] = [newFold()]
   private foldTimer: NodeJS.Timeout | undefined
 
   private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
     this.durable = new GroupWriter(async ops => { await this.commitOwn(ops) }, this.health)
-    this.lazy = new GroupWriter(async ops => { await writeBatch(this.db, ops, false) }, this.health)
+    this.lazy = new GroupWriter(async lists => { await writeBatch(this.db, lists, false) }, this.health)
   }
 
   /** The durable writer's commit: one fdatasync'd journal record; its fold follows later (foldSoon). */
-  private async commitOwn (ops: BatchOp[]): Promise<void> {
+  private async commitOwn (lists: Array<Iterable<BatchOp>>): Promise<void> {
+    const ops: BatchOp[] = []
     const record: JournalRecord = []
-    for (const op of ops) record.push(op.key, op.type === 'put' ? op.value : null)
-    const file = await this.journal.append(record)
-    for (const op of ops) {
-      // The durable writer only queues growing values, so the newest op of a key is the one to keep.
-      this.unfolded.set(op.key, op)
-      this.toFold.set(op.key, op)
+    for (const list of lists) {
+      for (const op of list) {
+        ops.push(op)
+        record.push(op.key, op.type === 'put' ? op.value : null)
+      }
     }
-    this.foldFiles.push(file)
+    const file = await this.journal.append(record)
+    const fold = this.pendingFold
+    // The durable writer only queues growing values, so the newest op of a key is the one to keep.
+    for (const op of ops) fold.ops.set(op.key, op)
+    fold.files.push(file)
     this.foldSoon()
   }
 
+  /** The fold that takes new own writes. */
+  private get pendingFold (): Fold { return this.folds[this.folds.length - 1] }
+
   private foldSoon (): void {
-    if (this.toFold.size >= FOLD_KEYS) this.fold()
+    if (this.pendingFold.ops.size >= FOLD_KEYS) this.fold()
     else this.foldTimer ??= setTimeout(() => { this.fold() }, FOLD_DELAY_MS).unref()
   }
 
@@ -336,17 +367,15 @@ export class Store {
   private fold (): void {
     clearTimeout(this.foldTimer)
     this.foldTimer = undefined
-    if (this.foldFiles.length === 0) return
-    const ops = [...this.toFold.values()]
-    const files = this.foldFiles
-    this.toFold = new Map()
-    this.foldFiles = []
+    const fold = this.pendingFold
+    if (fold.files.length === 0) return
+    this.folds.push(newFold())
     // One batch, not slices of it written one after the other: sliced, the
     // ops of a busy node stayed unfolded (and in memory) longer, and RSS
     // while loading 1M items went from ~300 to ~500 MB.
-    this.lazy.write(ops).then(() => {
-      for (const op of ops) if (this.unfolded.get(op.key) === op) this.unfolded.delete(op.key)
-      for (const file of files) this.journal.folded(file)
+    this.lazy.writeBulk(fold.ops.values()).then(() => {
+      this.folds = this.folds.filter(f => f !== fold)
+      for (const file of fold.files) this.journal.folded(file)
     }, () => {
       // The store is degraded now; recovery folds the records again (recoverJournal).
     })
@@ -356,9 +385,7 @@ export class Store {
   private dropPendingFolds (): void {
     clearTimeout(this.foldTimer)
     this.foldTimer = undefined
-    this.toFold = new Map()
-    this.foldFiles = []
-    this.unfolded.clear()
+    this.folds = [newFold()]
   }
 
   /**
@@ -388,7 +415,7 @@ export class Store {
         ops.push(v === null ? { type: 'del', key: record[i] as string } : { type: 'put', key: record[i] as string, value: v })
       }
     }
-    await writeBatch(this.db, ops, true)
+    await writeBatch(this.db, [ops], true)
   }
 
   /**
@@ -422,7 +449,8 @@ export class Store {
 
   /** A key's value, unfolded journal writes included. */
   private async get (key: string): Promise<string | undefined> {
-    const op = this.unfolded.get(key)
+    let op: BatchOp | undefined
+    for (let i = this.folds.length - 1; i >= 0 && op === undefined; i--) op = this.folds[i].ops.get(key)
     if (op !== undefined) return op.type === 'put' ? op.value : undefined
     return await this.db.get(key)
   }
@@ -471,7 +499,7 @@ export class Store {
         const e: Entry = { ds: 'c', key: key.slice(2, slash), sub: key.slice(slash + 1), value: BigInt(value) }
         ops.push({ type: 'put', key: entryKey({ ...e, leaf: leafOf(e) }), value }, { type: 'del', key })
       }
-      await writeBatch(this.db, ops, true)
+      await writeBatch(this.db, [ops], true)
     }
     await this.db.put(LAYOUT_KEY, '2', { sync: true })
   }
@@ -518,11 +546,13 @@ export class Store {
     const found = new Map<string, string>()
     const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
     // Acknowledged writes not folded yet, taken BEFORE reading: a fold that
-    // lands while the ranges are read leaves `unfolded`, and a read that had
+    // lands while the ranges are read leaves `folds`, and a read that had
     // already passed its key would miss it (values only grow, so an older
     // overlay value never hides a newer stored one).
     const overlay: Array<{ key: string, value: string, grows: bigint }> = []
-    for (const [key, op] of this.unfolded) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push({ key, value: op.value, grows: op.grows })
+    for (const fold of this.folds) {
+      for (const [key, op] of fold.ops) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push({ key, value: op.value, grows: op.grows })
+    }
     if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {
       // More ranges than a scan costs: read the span in bulk and filter.
       await this.scanRanges(ranges, found)
@@ -703,7 +733,7 @@ export class Store {
 
   /** Until no write is queued or in flight (folds included). */
   private async writesSettled (): Promise<void> {
-    while (!this.durable.idle || !this.lazy.idle || this.foldFiles.length > 0) {
+    while (!this.durable.idle || !this.lazy.idle || this.pendingFold.files.length > 0) {
       this.fold()
       await new Promise(resolve => setTimeout(resolve, 1))
     }
@@ -737,11 +767,13 @@ export class Store {
  * clones and re-validates every operation in JavaScript (5,000 keys: 88 ms
  * against 23 ms chained, measured here).
  */
-async function writeBatch (db: Level<string, string>, ops: BatchOp[], sync: boolean): Promise<void> {
+async function writeBatch (db: Level<string, string>, lists: Array<Iterable<BatchOp>>, sync: boolean): Promise<void> {
   const batch = db.batch()
-  for (const op of ops) {
-    if (op.type === 'put') batch.put(op.key, op.value)
-    else batch.del(op.key)
+  for (const ops of lists) {
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value)
+      else batch.del(op.key)
+    }
   }
   await batch.write({ sync })
 }
