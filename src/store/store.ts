@@ -527,13 +527,17 @@ export class Store {
   /** The [key, value] pairs of one key range, in key order, in chunks. */
   private async * chunksOf (range: { gt?: string, gte?: string, lt: string }): AsyncGenerator<Array<[string, string]>> {
     const it = this.db.iterator(range)
+    // The next chunk is read (in libuv's pool) while the caller works on this one.
+    let next = it.nextv(10000)
     try {
       while (true) {
-        const chunk = await it.nextv(10000)
+        const chunk = await next
         if (chunk.length === 0) break // fewer than asked is not the end; [] is
+        next = it.nextv(10000)
         yield chunk
       }
     } finally {
+      await next.catch(() => {})
       await it.close()
     }
   }
