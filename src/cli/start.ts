@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { loadConfig, type StartFlags } from '../config.js'
+import { loadConfig, DEFAULT_SYNC_INTERVAL_MS, type StartFlags } from '../config.js'
 import { createLogger } from '../log.js'
 import { exitWith } from './errors.js'
 
@@ -13,7 +13,7 @@ export function startCommand (): Command {
     .addOption(new Option('--log-level <level>', 'trace|debug|info|warn|error|fatal|silent').env('COUNTD_LOG_LEVEL').default('info'))
     .addOption(new Option('--consistent-timeout <sec>', 'default timeout of consistent reads').env('COUNTD_CONSISTENT_TIMEOUT').default('5'))
     .addOption(new Option('--gossip-batch-ms <ms>', 'batch own deltas this long before gossiping').env('COUNTD_GOSSIP_BATCH_MS').default('20'))
-    .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default('1000'))
+    .addOption(new Option('--sync-interval-ms <ms>', 'anti-entropy period with each peer').env('COUNTD_SYNC_INTERVAL_MS').default(String(DEFAULT_SYNC_INTERVAL_MS)))
     .addOption(new Option('--api-token <token>', 'require Authorization: Bearer <token> on the HTTP API (all but /health)').env('COUNTD_API_TOKEN'))
     .addOption(new Option('--resp <host:port>', 'Redis-protocol listener (off unless given)').env('COUNTD_RESP'))
     .addOption(new Option('--grpc <host:port>', 'gRPC listener (off unless given)').env('COUNTD_GRPC'))

@@ -30,6 +30,8 @@ export interface NetworkOptions {
 }
 
 const MEMBERS_RESEND_MS = 30000
+/** Of a pair, the node with the larger id starts an exchange only when none completed for a period plus this. */
+const OVERDUE_MARGIN_MS = 1500
 
 export class Network {
   private node!: CountdLibp2p
@@ -185,7 +187,7 @@ export class Network {
    */
   private syncAll (): void {
     if (this.stopped) return
-    const overdue = Date.now() - 2.5 * this.opts.syncIntervalMs
+    const overdue = Date.now() - this.opts.syncIntervalMs - OVERDUE_MARGIN_MS
     for (const peer of this.node.getPeers()) {
       const id = peer.toString()
       if (this.replica.id < id || (this.lastSynced.get(id) ?? 0) < overdue) void this.syncWith(peer)
