@@ -55,7 +55,7 @@ describe('RESP request parser', () => {
   })
 
   it('refuses lengths Redis refuses', () => {
-    for (const bad of ['*1\r\n$abc\r\n', '*1\r\n$-1\r\n', '*1\r\n$2000\r\n', '*q\r\n', '*1\r\n:5\r\n', '*1\r\n$01\r\n', '*+1\r\n']) {
+    for (const bad of ['*1\r\n$abc\r\n', '*1\r\n$-1\r\n', '*1\r\n$2000\r\n', '*q\r\n', '*1\r\n:5\r\n', '*1\r\n$01\r\n', '*+1\r\n', `*1\r\n$2000\r\n${'x'.repeat(2000)}\r\n`, '*1\r\n$00\r\n\r\n']) {
       const p = new RequestParser(1000)
       p.feed(Buffer.from(bad))
       assert.throws(() => drain(p), ProtocolError, bad)

@@ -65,11 +65,13 @@ export class RequestParser {
     if (this.command === undefined) {
       if (this.pos >= this.end) return undefined
       if (this.buf[this.pos] !== 0x2a) return this.inline()
+      const whole = this.wholeCommand()
+      if (whole !== undefined) return whole
       const count = this.headerNumber(this.pos, 'multibulk count')
       if (count === undefined) return undefined
-      if (count.n > MAX_ARGS) throw new ProtocolError('invalid multibulk length')
-      this.command = { count: count.n, args: [], bytes: count.end - this.pos }
-      this.pos = count.end
+      if (count > MAX_ARGS) throw new ProtocolError('invalid multibulk length')
+      this.command = { count, args: [], bytes: this.lineEnd - this.pos }
+      this.pos = this.lineEnd
     }
     const cmd = this.command
     while (cmd.args.length < cmd.count) {
@@ -77,18 +79,71 @@ export class RequestParser {
       if (this.buf[this.pos] !== 0x24) throw new ProtocolError(`expected '$', got '${String.fromCharCode(this.buf[this.pos])}'`)
       const len = this.headerNumber(this.pos, 'bulk count')
       if (len === undefined) return undefined
-      if (len.n < 0 || len.n > this.maxBulk) throw new ProtocolError('invalid bulk length')
-      if (len.end + len.n + 2 > this.end) return undefined
-      cmd.args.push(Buffer.from(this.buf.subarray(len.end, len.end + len.n)))
-      cmd.bytes += len.end + len.n + 2 - this.pos
-      this.pos = len.end + len.n + 2
+      if (len < 0 || len > this.maxBulk) throw new ProtocolError('invalid bulk length')
+      const at = this.lineEnd
+      if (at + len + 2 > this.end) return undefined
+      cmd.args.push(Buffer.from(this.buf.subarray(at, at + len)))
+      cmd.bytes += at + len + 2 - this.pos
+      this.pos = at + len + 2
     }
     this.command = undefined
     return cmd.args
   }
 
-  /** `*<n>\r\n` or `$<n>\r\n` starting at `at` (the type byte): the number and where the line ends. */
-  private headerNumber (at: number, what: string): { n: number, end: number } | undefined {
+  /**
+   * The common case, fast: a multibulk command of small arguments whose
+   * bytes are all here, read in one pass and copied out in one allocation
+   * (the words are views of that copy). Undefined (nothing consumed) for
+   * anything else, which the general path reads or refuses.
+   */
+  private wholeCommand (): Buffer[] | undefined {
+    const buf = this.buf
+    const count = this.smallNumber(this.pos + 1)
+    if (count < 1 || count > 64) return undefined
+    let at = this.lineEnd
+    const starts: number[] = []
+    for (let i = 0; i < count; i++) {
+      if (at >= this.end || buf[at] !== 0x24) return undefined
+      const len = this.smallNumber(at + 1)
+      if (len < 0 || len > 4096 || len > this.maxBulk) return undefined
+      at = this.lineEnd
+      if (at + len + 2 > this.end || buf[at + len] !== CR || buf[at + len + 1] !== LF) return undefined
+      starts.push(at, len)
+      at += len + 2
+    }
+    const copy = Buffer.from(buf.subarray(this.pos, at))
+    const base = this.pos
+    const args: Buffer[] = []
+    for (let i = 0; i < starts.length; i += 2) args.push(copy.subarray(starts[i] - base, starts[i] - base + starts[i + 1]))
+    this.pos = at
+    return args
+  }
+
+  /**
+   * Digits from `from` up to a CRLF, as Redis writes them (no sign, no
+   * leading zero, at most 9 digits): the number, with lineEnd after the LF;
+   * -1 for anything else.
+   */
+  private smallNumber (from: number): number {
+    const buf = this.buf
+    let n = 0
+    let i = from
+    for (; i < this.end && i - from < 9; i++) {
+      const c = buf[i]
+      if (c === CR) break
+      if (c < 0x30 || c > 0x39 || (c === 0x30 && i === from && buf[i + 1] !== CR)) return -1
+      n = n * 10 + c - 0x30
+    }
+    if (i === from || i + 1 >= this.end || buf[i] !== CR || buf[i + 1] !== LF) return -1
+    this.lineEnd = i + 2
+    return n
+  }
+
+  /** Where the line of the last header read (headerNumber, smallNumber) ends. */
+  private lineEnd = 0
+
+  /** `*<n>\r\n` or `$<n>\r\n` starting at `at` (the type byte): the number (lineEnd: where the line ends). */
+  private headerNumber (at: number, what: string): number | undefined {
     const cr = this.buf.subarray(0, this.end).indexOf(CR, at + 1)
     if (cr < 0 || cr + 1 >= this.end) {
       if (this.end - at > MAX_INLINE) throw new ProtocolError(`too big ${what} string`)
@@ -96,7 +151,8 @@ export class RequestParser {
     }
     const digits = this.buf.toString('latin1', at + 1, cr)
     if (this.buf[cr + 1] !== LF || !/^(?:0|-?[1-9][0-9]{0,17})$/.test(digits)) throw new ProtocolError(what === 'bulk count' ? 'invalid bulk length' : 'invalid multibulk length')
-    return { n: Number(digits), end: cr + 2 }
+    this.lineEnd = cr + 2
+    return Number(digits)
   }
 
   private inline (): Buffer[] | undefined {
