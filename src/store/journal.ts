@@ -18,6 +18,21 @@
 // checksum ends its file: it was never acknowledged (appends are one at a
 // time, and a failed append fails every write queued behind it).
 //
+// A file is written in place over zeros when it can be: a spare file of
+// ROTATE_BYTES zeros, made and synced in the background (libuv's pool), is
+// renamed into the next file's name at rotation (and right away while the
+// current file is not such a file). An fdatasync of an append must also
+// commit the file's new size (ext4 journal); over blocks that already exist
+// it flushes data only, as PostgreSQL's pre-zeroed WAL segments do. Mean
+// commit of redis-benchmark INCR, 50 clients, four A/B pairs back to back:
+// 0.41/0.67/0.44/0.52 ms appending, 0.41/0.39/0.36/0.33 ms in place
+// (commands/s 24.8k/18.4k/23.0k/21.2k against 23.1k/21.9k/25.8k/24.9k; in a
+// slower hour of the disk 0.52-0.88 against 0.28-0.49 ms, +30-58 %). A spare
+// is made only while the filesystem
+// has MIN_FREE_FOR_SPARE free (a small disk keeps its space for data); a
+// failed one is deleted and tried again after SPARE_RETRY_MS. Zeros end a
+// file's records (a length of 0).
+//
 // Files rotate at ROTATE_BYTES. A full (sealed) file is deleted once every
 // record in it is folded AND LevelDB has made those folds durable
 // (syncStore: a memtable flush; a synced LevelDB write alone would not cover
@@ -25,17 +40,22 @@
 // could lose a fold, and replay brings it back. Files go oldest first, never
 // out of order: replaying an old file after newer ones were deleted would
 // put older values over newer ones.
-import { existsSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, ftruncateSync, writeSync, fdatasyncSync, fsyncSync } from 'node:fs'
+import { existsSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, mkdirSync, ftruncateSync, writeSync, fdatasyncSync, fsyncSync, renameSync, statfsSync } from 'node:fs'
+import { open as openAsync } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 
 /** A sealed file is retired at this size; replay at open reads at most a few of them. */
 const ROTATE_BYTES = 16 << 20
 const HEADER = 8
+/** The spare file (not a journal file: replay reads only <seq>.log). */
+const SPARE = 'next.spare'
+const MIN_FREE_FOR_SPARE = 256 << 20
+const SPARE_RETRY_MS = 60_000
 
 export type JournalRecord = Array<string | null>
 
-interface JournalFile { seq: number, path: string, unfolded: number, sealed: boolean }
+interface JournalFile { seq: number, path: string, unfolded: number, sealed: boolean, inPlace: boolean }
 
 const fileName = (seq: number): string => `${seq.toString(16).padStart(16, '0')}.log`
 
@@ -46,6 +66,10 @@ export class Journal {
   /** Every file not deleted yet, oldest first (Map keeps insertion order; seqs only grow). */
   private readonly files = new Map<number, JournalFile>()
   private retiring = false
+  /** The spare file of zeros (see the header): being made, ready to be renamed, or neither. */
+  private spare: 'none' | 'making' | 'ready' = 'none'
+  private spareFailedAt = -Infinity
+  private closed = false
 
   private constructor (
     private readonly dir: string,
@@ -70,6 +94,7 @@ export class Journal {
     const records: JournalRecord[] = []
     for (const name of names) records.push(...readRecords(readFileSync(join(dir, name))))
     const last = names.length === 0 ? -1 : parseInt(names[names.length - 1].slice(0, 16), 16)
+    try { unlinkSync(join(dir, SPARE)) } catch {} // a killed process may have left it half made
     const journal = new Journal(dir, last + 1, syncStore)
     return { journal, records, replayed: names.map(n => join(dir, n)) }
   }
@@ -114,7 +139,7 @@ export class Journal {
     const fd = this.fd
     const before = this.size
     try {
-      for (let off = 0; off < frame.length;) off += writeSync(fd, frame, off, frame.length - off)
+      for (let off = 0; off < frame.length;) off += writeSync(fd, frame, off, frame.length - off, before + off)
       fdatasyncSync(fd)
     } catch (err) {
       this.dropTail(before)
@@ -164,27 +189,74 @@ export class Journal {
   }
 
   close (): void {
+    this.closed = true
     closeSync(this.fd)
   }
 
   /** Close and delete every file (all folded and synced: a clean close). */
   discardAll (): void {
+    this.closed = true
     try { closeSync(this.fd) } catch {}
     Journal.discard([...this.files.values()].map(f => f.path))
     this.files.clear()
+    if (this.spare === 'ready') try { unlinkSync(join(this.dir, SPARE)) } catch {}
   }
 
-  /** Create and open file `seq` (not yet listed in `files`). */
+  /** Create and open file `seq` (not yet listed in `files`): the spare renamed when one is ready. */
   private openFile (seq: number): { file: JournalFile, fd: number } {
-    const file: JournalFile = { seq, path: join(this.dir, fileName(seq)), unfolded: 0, sealed: false }
-    const fd = openSync(file.path, 'a')
+    const file: JournalFile = { seq, path: join(this.dir, fileName(seq)), unfolded: 0, sealed: false, inPlace: false }
+    if (this.spare === 'ready') {
+      this.spare = 'none'
+      try {
+        renameSync(join(this.dir, SPARE), file.path)
+        file.inPlace = true
+      } catch {}
+    }
+    // Records are written at their offset (pwrite): over the zeros of a spare, or past the end.
+    const fd = openSync(file.path, file.inPlace ? 'r+' : 'w')
     try {
       syncDir(this.dir) // the new name survives a machine crash too
     } catch (err) {
       closeSync(fd)
       throw err
     }
+    this.makeSpare()
     return { file, fd }
+  }
+
+  /** Start making the next spare in the background, if none is and the disk has room. */
+  private makeSpare (): void {
+    if (this.spare !== 'none' || this.closed || performance.now() - this.spareFailedAt < SPARE_RETRY_MS) return
+    try {
+      const fs = statfsSync(this.dir)
+      if (fs.bavail * fs.bsize < MIN_FREE_FOR_SPARE) return
+    } catch {
+      return
+    }
+    this.spare = 'making'
+    void this.writeSpare().then(() => {
+      this.spare = 'ready'
+      // Not in place yet (a new journal): move on to the spare now.
+      if (!this.closed && !this.current.inPlace) this.rotate()
+    }, () => {
+      this.spare = 'none'
+      this.spareFailedAt = performance.now()
+      try { unlinkSync(join(this.dir, SPARE)) } catch {}
+    })
+  }
+
+  private async writeSpare (): Promise<void> {
+    const fh = await openAsync(join(this.dir, SPARE), 'w')
+    try {
+      const zeros = Buffer.alloc(1 << 20)
+      for (let at = 0; at < ROTATE_BYTES; at += zeros.length) {
+        if (this.closed) throw new Error('journal closed')
+        await fh.write(zeros, 0, zeros.length, at)
+      }
+      await fh.datasync()
+    } finally {
+      await fh.close()
+    }
   }
 
   /** Continue in a new file; if it cannot be made, keep appending to this one (and try at the next append). */
@@ -235,6 +307,7 @@ export function readRecords (buf: Buffer): JournalRecord[] {
   const out: JournalRecord[] = []
   for (let at = 0; at + HEADER <= buf.length;) {
     const len = buf.readUInt32LE(at)
+    if (len === 0) break // the zeros of a file written in place (no record is empty: the least is "[]")
     const end = at + HEADER + len
     if (end > buf.length) break
     const payload = buf.subarray(at + HEADER, end)
