@@ -28,10 +28,9 @@
 // 0.41/0.67/0.44/0.52 ms appending, 0.41/0.39/0.36/0.33 ms in place
 // (commands/s 24.8k/18.4k/23.0k/21.2k against 23.1k/21.9k/25.8k/24.9k; in a
 // slower hour of the disk 0.52-0.88 against 0.28-0.49 ms, +30-58 %). A spare
-// is made only while the filesystem
-// has MIN_FREE_FOR_SPARE free (a small disk keeps its space for data); a
-// failed one is deleted and tried again after SPARE_RETRY_MS. Zeros end a
-// file's records (a length of 0).
+// is made only while the filesystem has MIN_FREE_FOR_SPARE free (a small
+// disk keeps its space for data); a failed one is deleted and tried again
+// after SPARE_RETRY_MS. Zeros end a file's records (a length of 0).
 //
 // Files rotate at ROTATE_BYTES. A full (sealed) file is deleted once every
 // record in it is folded AND LevelDB has made those folds durable
