@@ -16,18 +16,23 @@ export interface Match {
 interface Pattern {
   path: string
   segments: string[]
+  /** Per segment: the parameter's name, or undefined for a literal segment. */
+  params: Array<string | undefined>
   byMethod: Map<string, RouteDecl>
 }
 
 export class Router {
   private readonly patterns: Pattern[] = []
+  /** The patterns by number of segments, in match order (a request only tries those of its length). */
+  private readonly byLength = new Map<number, Pattern[]>()
 
   constructor (readonly routes: readonly RouteDecl[]) {
     for (const r of routes) {
       let p = this.patterns.find(x => x.path === r.path)
       if (p === undefined) {
         if (!r.path.startsWith('/')) throw new Error(`route path must start with /: ${r.path}`)
-        p = { path: r.path, segments: r.path.split('/').slice(1), byMethod: new Map() }
+        const segments = r.path.split('/').slice(1)
+        p = { path: r.path, segments, params: segments.map(x => x.startsWith(':') ? x.slice(1) : undefined), byMethod: new Map() }
         this.patterns.push(p)
       }
       if (p.byMethod.has(r.method)) throw new Error(`route declared twice: ${r.method} ${r.path}`)
@@ -36,19 +41,28 @@ export class Router {
     // Fewer parameters first: a literal segment beats a parameter.
     const params = (p: Pattern): number => p.segments.filter(s => s.startsWith(':')).length
     this.patterns.sort((a, b) => params(a) - params(b))
+    for (const p of this.patterns) {
+      const same = this.byLength.get(p.segments.length) ?? []
+      same.push(p)
+      this.byLength.set(p.segments.length, same)
+    }
   }
 
   /** The pattern a raw path matches, or undefined (404); throws 400 on bad percent-encoding. */
   find (pathname: string): { pattern: Pattern, params: Record<string, string> } | undefined {
     if (!pathname.startsWith('/')) return undefined
-    let parts: string[]
-    try {
-      parts = pathname.split('/').slice(1).map(decodeURIComponent)
-    } catch {
-      throw badRequest('malformed URL encoding')
+    const parts = pathname.split('/')
+    parts.shift()
+    for (let i = 0; i < parts.length; i++) {
+      if (!parts[i].includes('%')) continue
+      try {
+        parts[i] = decodeURIComponent(parts[i])
+      } catch {
+        throw badRequest('malformed URL encoding')
+      }
     }
-    for (const pattern of this.patterns) {
-      const params = matchSegments(pattern.segments, parts)
+    for (const pattern of this.byLength.get(parts.length) ?? []) {
+      const params = matchSegments(pattern, parts)
       if (params !== undefined) return { pattern, params }
     }
     return undefined
@@ -65,17 +79,15 @@ export class Router {
   }
 }
 
-function matchSegments (pattern: string[], parts: string[]): Record<string, string> | undefined {
-  if (parts.length !== pattern.length) return undefined
+/** The parameters if `parts` (as many as the pattern's segments) match the pattern. */
+function matchSegments (pattern: Pattern, parts: string[]): Record<string, string> | undefined {
+  for (let i = 0; i < parts.length; i++) {
+    if (pattern.params[i] === undefined ? pattern.segments[i] !== parts[i] : parts[i] === '') return undefined
+  }
   const params: Record<string, string> = {}
   for (let i = 0; i < parts.length; i++) {
-    const want = pattern[i]
-    if (want.startsWith(':')) {
-      if (parts[i] === '') return undefined
-      params[want.slice(1)] = parts[i]
-    } else if (want !== parts[i]) {
-      return undefined
-    }
+    const name = pattern.params[i]
+    if (name !== undefined) params[name] = parts[i]
   }
   return params
 }
