@@ -15,8 +15,7 @@ import { counterRoutes } from './routes/counters.js'
 import { itemRoutes } from './routes/items.js'
 import { idRoutes } from './routes/ids.js'
 import { clusterRoutes } from './routes/cluster.js'
-import { metrics } from '../metrics.js'
-import type { Counter, Histogram } from 'prom-client'
+import { metrics, cachedLabels } from '../metrics.js'
 
 export type { ApiDeps, ApiSettings } from './deps.js'
 export { BODY_LIMIT, BATCH_BODY_LIMIT } from './route.js'
@@ -99,21 +98,11 @@ async function dispatch (router: Router, d: ApiDeps, req: IncomingMessage, res: 
   } catch (err) {
     sendError(res, err)
   } finally {
-    httpMeter.done(label, res.statusCode, started)
+    requestsOf(label, String(res.statusCode)).inc()
+    latencyOf(label).observe((performance.now() - started) / 1000)
   }
 }
 
-/** Request metrics with the label children cached (prom-client's label lookup costs about a microsecond each). */
-const httpMeter = {
-  requests: new Map<string, Counter.Internal>(),
-  latency: new Map<string, Histogram.Internal<'route'>>(),
-  done (route: string, status: number, startMs: number): void {
-    const key = `${route} ${status}`
-    let count = this.requests.get(key)
-    if (count === undefined) this.requests.set(key, count = metrics.httpRequests.labels(route, String(status)))
-    let latency = this.latency.get(route)
-    if (latency === undefined) this.latency.set(route, latency = metrics.httpLatency.labels(route))
-    count.inc()
-    latency.observe((performance.now() - startMs) / 1000)
-  }
-}
+/** Request metrics, with the label children cached (cachedLabels). */
+const requestsOf = cachedLabels((route, status) => metrics.httpRequests.labels(route, status))
+const latencyOf = cachedLabels(route => metrics.httpLatency.labels(route))
