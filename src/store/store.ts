@@ -178,9 +178,7 @@ class GroupWriter {
       if (op.type === 'put' && op.grows !== undefined && !this.grows(op.key, op.grows)) continue
       this.queue.set(op.key, op)
     }
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ onWritten, resolve, reject }))
-    if (!this.writing) void this.run()
-    return done
+    return this.nextBatch(onWritten)
   }
 
   /**
@@ -191,7 +189,12 @@ class GroupWriter {
   async writeBulk (ops: Iterable<BatchOp>): Promise<void> {
     this.health.check()
     this.bulk.push(ops)
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }))
+    return this.nextBatch()
+  }
+
+  /** Settles once the batch holding what was just queued has been written (or failed). */
+  private nextBatch (onWritten?: () => void): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ onWritten, resolve, reject }))
     if (!this.writing) void this.run()
     return done
   }
