@@ -1,7 +1,7 @@
 // Start and control real `countd` processes on this machine. Shared by the
 // integration tests, the chaos harness, the benchmarks and `countd demo`.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -157,10 +157,22 @@ export interface ClusterOptions {
   wrap?: string[]
 }
 
+// Test ports stay below the kernel's ephemeral range: a port in it can be
+// taken, between a node's kill and its restart, by any outgoing connection
+// (a libp2p dial, an HTTP client), which CI once saw as "address in use".
+const ephemeralLow = ((): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) && low > 12000 ? low : 32768
+  } catch { return 32768 }
+})()
+const PORT_FLOOR = 10000
 // COUNTD_TEST_PORT_BASE pins the range (parallel work on one machine).
-let portCursor = Number(process.env.COUNTD_TEST_PORT_BASE ?? 0) || 20000 + Math.floor(Math.random() * 20000)
-/** A block of ports unlikely to collide between concurrent test files. */
+let portCursor = Number(process.env.COUNTD_TEST_PORT_BASE ?? 0) ||
+  PORT_FLOOR + Math.floor(Math.random() * (ephemeralLow - PORT_FLOOR) / 2)
+/** A block of ports unlikely to collide between concurrent test files, below the ephemeral range. */
 export function portBlock (size: number): number {
+  if (portCursor + size >= ephemeralLow) portCursor = PORT_FLOOR
   const base = portCursor
   portCursor += size
   return base
