@@ -15,6 +15,13 @@ import { parsePeerAddr } from './addr.js'
  */
 export const DEFAULT_SYNC_INTERVAL_MS = 2000
 
+/**
+ * Below this many entries a start that replays every entry takes under about
+ * half a second (~4.5 µs an entry), so a snapshot while running is not worth
+ * its CPU; above it, a quiet node saves one (Daemon.snapshotWhenQuiet).
+ */
+export const DEFAULT_QUIET_SNAPSHOT_ENTRIES = 100_000
+
 export class UsageError extends Error {}
 
 export interface Config {
@@ -44,6 +51,8 @@ export interface Config {
   allowUnauthenticated: boolean
   /** --node-slot: the ID node slot to claim (0-1023); else a free one is chosen. */
   nodeSlot?: number
+  /** A node with at least this many entries saves a snapshot when it goes quiet (0: only at a clean stop). */
+  quietSnapshotEntries: number
   /** How this config was built (for SIGHUP reloads of --config). */
   sources?: ConfigSources
 }
@@ -67,6 +76,8 @@ export interface StartFlags {
   /** true, or env text "1"/"true". */
   allowUnauthenticated?: boolean | string
   nodeSlot?: string
+  /** Default 100000. */
+  quietSnapshotEntries?: string
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -108,6 +119,11 @@ export function isLoopbackHost (host: string): boolean {
 
 function truthy (v: boolean | string | undefined): boolean {
   return v === true || (typeof v === 'string' && ['1', 'true', 'yes'].includes(v.trim().toLowerCase()))
+}
+
+function wholeNumber (v: string, what: string): number {
+  if (!/^[0-9]{1,15}$/.test(v.trim())) throw new UsageError(`${what} must be a whole number, got "${v}"`)
+  return Number(v)
 }
 
 function nodeSlotOf (v: string): number {
@@ -169,7 +185,8 @@ export function buildConfig (f: StartFlags): Config {
     ...(f.resp !== undefined && f.resp !== '' ? { resp: parseHostPort(f.resp, '--resp') } : {}),
     ...(f.grpc !== undefined && f.grpc !== '' ? { grpc: parseHostPort(f.grpc, '--grpc') } : {}),
     allowUnauthenticated: truthy(f.allowUnauthenticated),
-    ...(f.nodeSlot !== undefined && f.nodeSlot !== '' ? { nodeSlot: nodeSlotOf(f.nodeSlot) } : {})
+    ...(f.nodeSlot !== undefined && f.nodeSlot !== '' ? { nodeSlot: nodeSlotOf(f.nodeSlot) } : {}),
+    quietSnapshotEntries: wholeNumber(f.quietSnapshotEntries ?? String(DEFAULT_QUIET_SNAPSHOT_ENTRIES), '--quiet-snapshot-entries')
   }
   checkExposure(config)
   return config
@@ -193,7 +210,8 @@ const FILE_KEYS: Readonly<Record<string, keyof StartFlags>> = {
   resp: 'resp',
   grpc: 'grpc',
   'allow-unauthenticated': 'allowUnauthenticated',
-  'node-slot': 'nodeSlot'
+  'node-slot': 'nodeSlot',
+  'quiet-snapshot-entries': 'quietSnapshotEntries'
 }
 const LIST_KEYS = new Set(['listen', 'peers'])
 
@@ -257,7 +275,8 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: Config) => unknown]> = [
   ['swarm-key', c => c.swarmKeyFile ?? ''],
   ['gossip-batch-ms', c => c.gossipBatchMs],
   ['sync-interval-ms', c => c.syncIntervalMs],
-  ['node-slot', c => c.nodeSlot ?? '']
+  ['node-slot', c => c.nodeSlot ?? ''],
+  ['quiet-snapshot-entries', c => c.quietSnapshotEntries]
 ]
 
 /**

@@ -28,10 +28,18 @@ const STOP_DEADLINE_MS = 4500
 const READY_JOIN_WAIT_MS = 3000
 /** Expired Idempotency-Key records are deleted this often. */
 const IDEMPOTENCY_SWEEP_MS = 10 * 60 * 1000
+/** A node with no entry written for this long saves a snapshot (see snapshotWhenQuiet)... */
+const QUIET_SNAPSHOT_MS = 500
+/** ...at most this often: at 1,000,000 names one blocks the event loop ~0.3 s and writes ~35 MB. */
+const QUIET_SNAPSHOT_EVERY_MS = 30_000
 
 export class Daemon {
   private stopping: Promise<void> | undefined
-  sweeper: NodeJS.Timeout | undefined
+  private readonly timers: NodeJS.Timeout[] = []
+  /** Store.entryWrites when the valid snapshot was taken (-1: none valid). */
+  private snapshotAt = -1
+  private lastSnapshotMs = -Infinity
+  private snapshotting = false
 
   private constructor (
     readonly replica: Replica,
@@ -117,9 +125,14 @@ export class Daemon {
         throw /EADDRINUSE|address already in use/i.test(`${String(err.code)} ${String(err.message)}`) ? new StartupError(`${where} is already in use`) : new StartupError(`cannot listen on ${where}: ${String(err.message)}`)
       }
       const daemon = new Daemon(replica, store, network, server, ids, listeners, log)
-      daemon.sweeper = setInterval(() => {
+      // Loaded from a snapshot: it stays valid until the next entry write.
+      if (loadedFrom === 'snapshot') daemon.snapshotAt = store.entryWrites
+      daemon.timers.push(setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
-      }, IDEMPOTENCY_SWEEP_MS).unref()
+      }, IDEMPOTENCY_SWEEP_MS).unref())
+      if (cfg.quietSnapshotEntries > 0) {
+        daemon.timers.push(setInterval(() => { daemon.snapshotWhenQuiet(cfg.quietSnapshotEntries) }, QUIET_SNAPSHOT_MS / 2).unref())
+      }
       log.info({
         peerId: replica.id,
         http: `http://${cfg.httpHost}:${cfg.httpPort}`,
@@ -137,6 +150,29 @@ export class Daemon {
     }
   }
 
+  /**
+   * A start after kill -9 replays every entry (~4.5 µs each: 5 s at
+   * 1,000,000 names); from a snapshot it takes what a clean stop's does. So a
+   * node with `minEntries` or more that has written no entry for
+   * QUIET_SNAPSHOT_MS saves one (the store drops it again at the next entry
+   * write). A node that never pauses never gets one and replays.
+   */
+  private snapshotWhenQuiet (minEntries: number): void {
+    const at = this.store.entryWrites
+    if (this.snapshotting || this.stopping !== undefined || at === this.snapshotAt || this.replica.entryCount < minEntries) return
+    const now = performance.now()
+    if (now - this.store.lastEntryWriteAt < QUIET_SNAPSHOT_MS || now - this.lastSnapshotMs < QUIET_SNAPSHOT_EVERY_MS || !this.store.idle) return
+    this.snapshotting = true
+    this.lastSnapshotMs = now
+    const bytes = this.replica.snapshot()
+    this.store.saveQuietSnapshot(bytes, at).then(saved => {
+      if (saved) this.snapshotAt = at
+      this.log.debug({ saved, ms: Math.round(performance.now() - now), bytes: bytes.length }, 'quiet snapshot')
+    }, err => {
+      this.log.warn({ err: err.message }, 'could not write a snapshot')
+    }).finally(() => { this.snapshotting = false })
+  }
+
   /** Stop accepting, flush, close LevelDB. Idempotent. */
   async stop (): Promise<void> {
     this.stopping ??= this.doStop()
@@ -145,7 +181,7 @@ export class Daemon {
 
   private async doStop (): Promise<void> {
     this.log.info('stopping')
-    clearInterval(this.sweeper)
+    for (const t of this.timers) clearInterval(t)
     this.ids.stop()
     const closed = new Promise<void>(resolve => this.server.close(() => { resolve() }))
     this.server.closeIdleConnections()
@@ -158,7 +194,7 @@ export class Daemon {
     // one (a crash, a failing disk) the next start replays every entry.
     try {
       const started = performance.now()
-      await this.store.saveSnapshot(this.replica.snapshot())
+      await this.store.saveSnapshot(() => this.replica.snapshot())
       this.log.info({ ms: Math.round(performance.now() - started) }, 'snapshot written')
     } catch (err: any) {
       this.log.warn({ err: err.message }, 'could not write the snapshot; the next start rebuilds from the entries')

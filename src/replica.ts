@@ -69,15 +69,18 @@ export class Replica {
   readonly leafOf = (e: Entry): number => (this.kinds.get(e.ds) as DatasetKind).leafOf(e.key, e.sub)
 
   /**
-   * Load members and every dataset: from the snapshot of the last clean stop
-   * when there is one (seconds faster at millions of entries), else by
+   * Load members and every dataset: from the last snapshot when no entry was
+   * written after it (seconds faster at millions of entries), else by
    * replaying every stored entry. Returns how it loaded.
    */
   async load (): Promise<'snapshot' | 'entries'> {
     await this.members.load()
     await this.gate.load()
     const snap = await this.store.takeSnapshot()
-    if (snap !== undefined && this.restore(snap)) return 'snapshot'
+    if (snap !== undefined) {
+      if (this.restore(snap)) return 'snapshot'
+      await this.store.dropSnapshot()
+    }
     for await (const chunk of this.store.entries()) {
       for (const e of chunk) this.apply(e)
     }

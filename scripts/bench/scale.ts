@@ -118,9 +118,9 @@ export async function scale (ctx: Ctx): Promise<SectionResult> {
       { section: S, metric: 'RSS after restart (1 s after ready)', value: median(rssRestarted) / MB, unit: 'MB', target: { op: '<', value: 400 }, runs: rssRestarted.map(x => x / MB) },
       { section: S, metric: 'data dir size', value: disk / MB, unit: 'MB' },
       { section: S, metric: `load rate via ${load.batch ? 'POST /counters' : 'single POSTs'}`, value: N / (load.ms / 1000), unit: 'names/s' },
-      { section: S, metric: 'restart to ready after kill -9', value: median(restartKill), unit: 'ms', target: { op: '<', value: 5000 }, runs: restartKill },
-      { section: S, metric: 'restart to ready after SIGTERM', value: median(restartTerm), unit: 'ms', target: { op: '<', value: 5000 }, runs: restartTerm },
-      { section: S, metric: `initial full anti-entropy to an empty node (${nice})`, value: initialSync, unit: 'ms' },
+      { section: S, metric: 'restart to ready after kill -9', value: median(restartKill), unit: 'ms', target: { op: '<', value: 3000 }, runs: restartKill },
+      { section: S, metric: 'restart to ready after SIGTERM', value: median(restartTerm), unit: 'ms', target: { op: '<', value: 3000 }, runs: restartTerm },
+      { section: S, metric: `initial full anti-entropy to an empty node (${nice})`, value: initialSync, unit: 'ms', target: { op: '<', value: 10000 } },
       { section: S, metric: 'anti-entropy, nodes differ in 1% (from B ready)', value: median(syncs), unit: 'ms', target: { op: '<', value: 2000 }, runs: syncs },
       { section: S, metric: '  same, from B\'s spawn (incl. its restart)', value: median(fromSpawn), unit: 'ms', runs: fromSpawn }
     ]

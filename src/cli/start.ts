@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { loadConfig, DEFAULT_SYNC_INTERVAL_MS, type StartFlags } from '../config.js'
+import { loadConfig, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_QUIET_SNAPSHOT_ENTRIES, type StartFlags } from '../config.js'
 import { createLogger } from '../log.js'
 import { exitWith } from './errors.js'
 
@@ -20,6 +20,7 @@ export function startCommand (): Command {
     .addOption(new Option('--allow-unauthenticated', 'allow listeners beyond loopback without --api-token (env COUNTD_ALLOW_UNAUTHENTICATED=1)'))
     .addOption(new Option('--node-slot <n>', 'pin this node\'s ID slot (0-1023)').env('COUNTD_NODE_SLOT'))
     .addOption(new Option('--swarm-key <file>', 'private-network key from `countd keygen`; only nodes with it can connect').env('COUNTD_SWARM_KEY'))
+    .addOption(new Option('--quiet-snapshot-entries <n>', 'with this many entries or more, save a snapshot when writes pause (fast restart after a crash); 0: only at a clean stop').env('COUNTD_QUIET_SNAPSHOT_ENTRIES').default(String(DEFAULT_QUIET_SNAPSHOT_ENTRIES)))
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
     .addOption(new Option('--config <file>', 'YAML or JSON file of these flags by long name; flags and env win; SIGHUP re-reads it').env('COUNTD_CONFIG'))
     .action(async (flags: StartFlags & { config?: string }, cmd: Command) => {

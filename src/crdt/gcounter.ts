@@ -123,12 +123,18 @@ export class CounterSet implements DatasetState {
     return out
   }
 
-  apply (name: string, replica: string, count: bigint): bigint | undefined {
+  /** The one string instance of this replica id. */
+  intern (replica: string): string {
     let id = this.replicaIds.get(replica)
     if (id === undefined) {
       id = replica
       this.replicaIds.set(id, id)
     }
+    return id
+  }
+
+  apply (name: string, replica: string, count: bigint): bigint | undefined {
+    const id = this.intern(replica)
     let c = this.byName.get(name)
     if (c === undefined) {
       c = new GCounter()
@@ -245,17 +251,23 @@ function restoreCounters (bytes: Uint8Array): CounterSet {
   const names = sizes.length === 0 ? [] : snap.names.split('\n')
   if (names.length !== sizes.length || reps.length !== counts.length) throw new Error('bad counter snapshot')
   const set = new CounterSet()
+  const replicas = snap.r.map(r => set.intern(r))
+  // Straight into byName, without apply's lookups per entry: a restart of
+  // 1,000,000 names spent 1.1 s of 2.2 s in apply.
+  const byName = set.byName
   let j = 0
   let b = 0
   for (let i = 0; i < names.length; i++) {
+    const c = new GCounter()
     for (let k = 0; k < sizes[i]; k++, j++) {
       if (j >= counts.length) throw new Error('bad counter snapshot')
-      const replica = snap.r[reps[j]]
+      const replica = replicas[reps[j]]
       const count = counts[j] === -1 ? BigInt(snap.big[b++]) : BigInt(counts[j])
       if (replica === undefined || count <= 0n) throw new Error('bad counter snapshot')
-      set.apply(names[i], replica, count)
+      c.mergeEntry(replica, count)
     }
+    byName.set(names[i], c)
   }
-  if (j !== counts.length) throw new Error('bad counter snapshot')
+  if (j !== counts.length || byName.size !== names.length) throw new Error('bad counter snapshot')
   return set
 }

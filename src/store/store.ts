@@ -8,7 +8,7 @@
 //   meta/identity                       -> hex of the libp2p private key (protobuf)
 //   meta/joined                         -> '1' once a member is known to know us
 //   meta/layout                         -> '2' (this layout)
-//   meta/snapshot                       -> checksum of snapshot.bin after a clean stop (see saveSnapshot)
+//   meta/snapshot                       -> checksum of snapshot.bin, while no entry was written since it (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
 //   meta/journal                        -> time of the last flush that let journal files go (syncDb, journal.ts)
@@ -46,9 +46,10 @@
 // background (LevelDB refuses every write after some failures until it is
 // reopened) and probes with a synced write; once that succeeds, writes resume.
 // Reads served from memory are unaffected.
-import { existsSync, mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { crc32 } from 'node:zlib'
+import { open } from 'node:fs/promises'
 import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
 import { Journal, type JournalRecord } from './journal.js'
@@ -327,6 +328,14 @@ export class Store {
    */
   private folds: Fold[] = [newFold()]
   private foldTimer: NodeJS.Timeout | undefined
+  /** Entry writes queued so far: a snapshot is exact only while this has not moved. */
+  entryWrites = 0
+  /** When the last entry write was queued (performance.now()). */
+  lastEntryWriteAt = 0
+  /** meta/snapshot names a snapshot taken while running: the next entry write deletes it in its own batch. */
+  private snapshotLive = false
+  /** The snapshot file being written, if any (one at a time). */
+  private snapshotWrite: Promise<unknown> = Promise.resolve()
 
   private constructor (private readonly db: Level<string, string>, private readonly dir: string) {
     this.health = new StoreHealth(async () => { await this.reopen() })
@@ -620,6 +629,7 @@ export class Store {
   /** Persist with fsync (plus idempotency records and meta values, atomically); resolves once durable. */
   async writeDurable (entries: PlacedEntry[], records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<void> {
     const ops = entries.map(entryOp)
+    if (entries.length > 0) this.noteEntryWrite(ops)
     for (const [key, r] of records) ops.push({ type: 'put', key: idempotencyKey(key), value: JSON.stringify(r) })
     for (const [name, value] of meta) ops.push({ type: 'put', key: `meta/${name}`, value })
     await this.durable.write(ops)
@@ -631,8 +641,27 @@ export class Store {
    * entries visible there never shows a value that a killed process forgets.
    */
   async writeLazy (entries: PlacedEntry[], onWritten?: () => void): Promise<void> {
-    await this.lazy.write(entries.map(entryOp), onWritten)
+    const ops = entries.map(entryOp)
+    if (entries.length > 0) this.noteEntryWrite(ops)
+    await this.lazy.write(ops, onWritten)
   }
+
+  /**
+   * Count an entry write; the first one after a snapshot taken while running
+   * deletes meta/snapshot in its own batch (journal record or LevelDB batch),
+   * so no start takes a snapshot that lacks a write the data dir has.
+   */
+  private noteEntryWrite (ops: BatchOp[]): void {
+    this.entryWrites++
+    this.lastEntryWriteAt = performance.now()
+    if (this.snapshotLive) {
+      ops.push({ type: 'del', key: SNAPSHOT_KEY })
+      this.snapshotLive = false
+    }
+  }
+
+  /** No write queued or in flight. */
+  get idle (): boolean { return this.durable.idle && this.lazy.idle }
 
   // ---- idempotency records ----
 
@@ -689,42 +718,69 @@ export class Store {
 
   // ---- snapshot of the in-memory state ----
   //
-  // At a clean stop the replica's in-memory state is written to
-  // <dir>/snapshot.bin (fsync'd, then renamed into place), and the last
-  // LevelDB write before close records its checksum in meta/snapshot. At
-  // open the snapshot is taken only if that record matches, and the record
-  // is deleted (synced) before any other write, so a snapshot is used at most
-  // once and never after a write it does not contain (a crash, or a run
-  // that stopped uncleanly, means a full rebuild from the entries).
+  // The replica's in-memory state is written to <dir>/snapshot.bin (fsync'd,
+  // then renamed into place) at a clean stop, and while running when the node
+  // has been quiet a moment (saveQuietSnapshot): then a kill -9 that follows
+  // restarts as fast as a clean stop. meta/snapshot records the file's
+  // checksum. The first entry write after it deletes that record in the same
+  // batch (noteEntryWrite: in the journal record or the LevelDB batch that
+  // carries the write), so a start takes the snapshot only if the record is
+  // there and matches the file, and then nothing written since is missing
+  // from it. Anything else (a crash after writes, a damaged file) rebuilds
+  // from the entries.
 
-  /** Write the snapshot; call with no writes in flight and none to follow (the store closes next). */
-  async saveSnapshot (bytes: Uint8Array): Promise<void> {
+  /** Write the snapshot `bytes()` makes, unless the one on disk is of this state; call with no writes to follow (the store closes next). */
+  async saveSnapshot (bytes: () => Uint8Array): Promise<void> {
+    await this.snapshotWrite
     await this.writesSettled()
-    const file = join(this.dir, 'snapshot.bin')
-    const fd = openSync(`${file}.tmp`, 'w')
-    try {
-      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 26))
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(`${file}.tmp`, file)
-    await this.db.put(SNAPSHOT_KEY, `${crc32(bytes)}:${bytes.length}`, { sync: true })
+    if (this.snapshotLive) return // the one on disk is of this state already
+    const snap = bytes()
+    await writeFileSynced(join(this.dir, 'snapshot.bin'), snap)
+    await this.db.put(SNAPSHOT_KEY, snapshotRecord(snap), { sync: true })
   }
 
-  /** The snapshot left by the last clean stop, if it is still exact; consumed either way. */
+  /**
+   * Write a snapshot taken while running, when `entryWrites` was `takenAt`.
+   * It counts only if no entry was written meanwhile; resolves with whether
+   * it does. (Its record is written unsynced: after a machine crash the
+   * start may rebuild from the entries, never take a wrong snapshot.)
+   */
+  async saveQuietSnapshot (bytes: Uint8Array, takenAt: number): Promise<boolean> {
+    const write = this.snapshotWrite.then(async () => {
+      if (this.closed || this.entryWrites !== takenAt) return false
+      await writeFileSynced(join(this.dir, 'snapshot.bin'), bytes)
+      if (this.closed || this.entryWrites !== takenAt || this.health.degraded !== undefined) return false
+      this.snapshotLive = true
+      await this.lazy.write([{ type: 'put', key: SNAPSHOT_KEY, value: snapshotRecord(bytes) }])
+      return true
+    })
+    this.snapshotWrite = write.catch(() => false)
+    return await write
+  }
+
+  /**
+   * The last snapshot, if no entry was written after it (then it stays: the
+   * next entry write drops it, and until then a crash starts from it again).
+   */
   async takeSnapshot (): Promise<Uint8Array | undefined> {
     const record = await this.db.get(SNAPSHOT_KEY)
     if (record === undefined) return undefined
-    await this.db.del(SNAPSHOT_KEY, { sync: true })
     try {
       const bytes = readFileSync(join(this.dir, 'snapshot.bin'))
-      return record === `${crc32(bytes)}:${bytes.length}` ? bytes : undefined
-    } catch {
-      return undefined
-    } finally {
-      rmSync(join(this.dir, 'snapshot.bin'), { force: true })
-    }
+      if (record === snapshotRecord(bytes)) {
+        this.snapshotLive = true
+        return bytes
+      }
+    } catch {}
+    await this.dropSnapshot()
+    return undefined
+  }
+
+  /** Forget the snapshot (it does not match, or this version cannot read it). */
+  async dropSnapshot (): Promise<void> {
+    this.snapshotLive = false
+    await this.db.del(SNAPSHOT_KEY, { sync: true })
+    rmSync(join(this.dir, 'snapshot.bin'), { force: true })
   }
 
   // ---- identity ----
@@ -752,6 +808,7 @@ export class Store {
    * none to replay).
    */
   async close (): Promise<void> {
+    await this.snapshotWrite
     await this.writesSettled()
     if (this.health.degraded === undefined && this.journal.allFolded) {
       try {
@@ -783,6 +840,24 @@ async function writeBatch (db: Level<string, string>, lists: Array<Iterable<Batc
     }
   }
   await batch.write({ sync })
+}
+
+/** What meta/snapshot holds for a snapshot file of these bytes. */
+const snapshotRecord = (bytes: Uint8Array): string => `${crc32(bytes)}:${bytes.length}`
+
+/**
+ * Write `bytes` to `file` through `file.tmp`, fsync'd, then renamed into
+ * place. Async writes of 4 MiB, so a running node keeps serving meanwhile.
+ */
+async function writeFileSynced (file: string, bytes: Uint8Array): Promise<void> {
+  const fh = await open(`${file}.tmp`, 'w')
+  try {
+    for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, Math.min(bytes.length - off, 1 << 22))).bytesWritten
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  renameSync(`${file}.tmp`, file)
 }
 
 /**
