@@ -27,6 +27,7 @@ import { scale } from './scale.js'
 import { itemScale } from './itemscale.js'
 import { renderLatencySvg, type Panel } from './svg.js'
 import { met, type Ctx, type Row, type SectionResult } from './types.js'
+import { clusterCost } from './cost.js'
 import { installCleanup, profileCountd, progress, setSection, agent } from './util.js'
 
 // quickRepeats: runs per figure in --quick (unless --repeats is given).
@@ -40,7 +41,8 @@ const SECTIONS: Record<number, { name: string, run: (ctx: Ctx) => Promise<Sectio
   7: { name: 'item ingest', run: itemIngest, quickRepeats: 3 },
   8: { name: 'IDs', run: idSection, quickRepeats: 3 },
   9: { name: 'Redis protocol vs redis-server', run: redisSection, quickRepeats: 2 },
-  10: { name: 'items at scale', run: itemScale, quickRepeats: 1 }
+  10: { name: 'items at scale', run: itemScale, quickRepeats: 1 },
+  11: { name: 'cluster cost', run: clusterCost, quickRepeats: 2 }
 }
 
 interface Options { quick: boolean, only: number[], repeats?: number, out: string, profile: boolean }
@@ -112,6 +114,19 @@ function gitDescribe (): string {
   }
 }
 
+/** Milliseconds of a fixed integer loop (median of 3): how fast this shared machine runs right now. */
+function machineSpeedMs (): number {
+  const times: number[] = []
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now()
+    let x = 0
+    for (let i = 0; i < 5e7; i++) x = (x + i * 7) % 1000003
+    if (x < 0) throw new Error('unreachable')
+    times.push(performance.now() - t)
+  }
+  return times.sort((a, b) => a - b)[1]
+}
+
 async function main (): Promise<void> {
   const o = parseArgs(process.argv.slice(2))
   installCleanup()
@@ -126,6 +141,7 @@ async function main (): Promise<void> {
   const t0 = Date.now()
   const repeatsOf = (id: number): number => o.repeats ?? (o.quick ? SECTIONS[id].quickRepeats : repeats)
   const loadAtStart = loadavg()
+  const speedAtStart = machineSpeedMs()
   progress(`${o.quick ? 'quick' : 'full'} run, sections ${o.only.join(',')}, ${o.only.map(repeatsOf).join('/')} run(s) per figure, ${cpus().length} CPUs, load average ${loadAtStart.map(x => x.toFixed(2)).join(' ')}`)
   const load = await LoadGen.start()
   const results: SectionResult[] = []
@@ -171,6 +187,9 @@ async function main (): Promise<void> {
     cpuModel: cpus()[0]?.model,
     loadavgAtStart: loadAtStart,
     loadavgAtEnd: loadavg(),
+    /** ms of a fixed busy loop at start and end: this box's speed moves by 2-3x within hours; compare runs by it. */
+    speedMsAtStart: speedAtStart,
+    speedMsAtEnd: machineSpeedMs(),
     durationSec: (Date.now() - t0) / 1000
   }
   const outJson = join(o.out, 'results.json')
@@ -186,6 +205,7 @@ async function main (): Promise<void> {
 
   const out: string[] = []
   out.push(`countd benchmark — ${meta.mode} run, commit ${meta.commit}, Node ${meta.node}, ${meta.cpus} CPUs (${meta.cpuModel ?? '?'}), load average at start ${loadAtStart.map(x => x.toFixed(2)).join(' ')}, took ${meta.durationSec.toFixed(0)} s`)
+  out.push(`Machine speed: a fixed busy loop took ${meta.speedMsAtStart.toFixed(0)} ms at the start and ${meta.speedMsAtEnd.toFixed(0)} ms at the end (lower is faster; figures of runs with different speeds do not compare).`)
   out.push(`Each figure is the median over the runs of its section (runs per section: ${results.map(r => `${r.id}: ${r.repeats}`).join(', ')}); per-run figures in the last column.`)
   if (o.quick) out.push('QUICK MODE: short runs; section 5 uses 100,000 names instead of 1,000,000, section 10 1,000,000 items instead of 10,000,000.')
   out.push('')

@@ -183,9 +183,12 @@ class GroupWriter {
   }
 
   /**
-   * Ops already coalesced per key whose keys no other writer of this group
-   * writer puts a smaller value to (folds of own writes): no per-op check,
-   * and written after the queue's ops of the same batch.
+   * Ops written as they are, in the order queued, after the queue's ops of
+   * the same batch: no per-op check. For writes whose values per key only
+   * grow in the order they are queued: own writes (counts built on the
+   * pending ones, items of value 1, records and meta values whose last write
+   * wins) and the folds of own writes, already coalesced per key. (The
+   * check cost 5 % of POST /counters: two lookups of a long key per op.)
    */
   async writeBulk (ops: Iterable<BatchOp>): Promise<void> {
     this.health.check()
@@ -632,7 +635,7 @@ export class Store {
     if (entries.length > 0) this.noteEntryWrite(ops)
     for (const [key, r] of records) ops.push({ type: 'put', key: idempotencyKey(key), value: JSON.stringify(r) })
     for (const [name, value] of meta) ops.push({ type: 'put', key: `meta/${name}`, value })
-    await this.durable.write(ops)
+    await this.durable.writeBulk(ops)
   }
 
   /**
@@ -709,7 +712,7 @@ export class Store {
   }
 
   async setFlag (name: string): Promise<void> {
-    await this.durable.write([{ type: 'put', key: `meta/${name}`, value: '1' }])
+    await this.durable.writeBulk([{ type: 'put', key: `meta/${name}`, value: '1' }])
   }
 
   async meta (name: string): Promise<string | undefined> {
