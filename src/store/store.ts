@@ -267,6 +267,17 @@ class GroupWriter {
   }
 }
 
+/**
+ * Coalesce `op` into `ops` (one op per key, the newest), except that an
+ * entry's value never goes back: a put of a smaller value than the one held
+ * is dropped. Own writes only grow in the order they are queued; this keeps
+ * the store's promise even for a caller that does not.
+ */
+function keepLargest (ops: Map<string, BatchOp>, op: BatchOp): void {
+  if (op.type === 'put' && op.grows !== undefined && covers(ops.get(op.key), op.grows)) return
+  ops.set(op.key, op)
+}
+
 /** Whether a queued op already puts `value` or more. */
 function covers (prev: BatchOp | undefined, value: bigint): boolean {
   return prev !== undefined && prev.type === 'put' && prev.grows !== undefined && prev.grows >= value
@@ -358,8 +369,7 @@ export class Store {
     }
     const file = await this.journal.append(record)
     const fold = this.pendingFold
-    // The durable writer only queues growing values, so the newest op of a key is the one to keep.
-    for (const op of ops) fold.ops.set(op.key, op)
+    for (const op of ops) keepLargest(fold.ops, op)
     fold.files.push(file)
     this.foldSoon()
   }
@@ -423,14 +433,15 @@ export class Store {
    */
   private async foldRecords (records: JournalRecord[]): Promise<void> {
     if (records.length === 0) return
-    const ops: BatchOp[] = []
+    const ops = new Map<string, BatchOp>()
     for (const record of records) {
       for (let i = 0; i < record.length; i += 2) {
+        const key = record[i] as string
         const v = record[i + 1]
-        ops.push(v === null ? { type: 'del', key: record[i] as string } : { type: 'put', key: record[i] as string, value: v })
+        keepLargest(ops, v === null ? { type: 'del', key } : { type: 'put', key, value: v, grows: key.startsWith('e/') ? BigInt(v) : undefined })
       }
     }
-    await writeBatch(this.db, [ops], true)
+    await writeBatch(this.db, [ops.values()], true)
   }
 
   /**
