@@ -16,6 +16,8 @@ import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
+import { Map128 } from './util/map128.js'
+import { itemHash } from './crdt/itemhash.js'
 import { typedView, bytesOf, packParts, unpackParts } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
@@ -44,8 +46,9 @@ export class Replica {
   private readonly ownPending = new Map<string, bigint>()
   /** How long an Idempotency-Key is remembered (ms). */
   idempotencyWindowMs = 24 * 3600 * 1000
-  /** Item pairs being made durable (by pair), so a concurrent request does not count them twice. */
-  private readonly pendingItems = new Map<string, Promise<number>>()
+  /** Item pairs being made durable (by their 128-bit hash), so a concurrent request does not count them twice. */
+  private readonly pendingItems = new Map128<Promise<unknown>>()
+  private readonly pairHash = new Uint32Array(4)
   /** Keyed increments not yet durable: a concurrent retry waits for the first. */
   private readonly pendingKeyed = new Map<string, Promise<bigint>>()
   readonly lookup = (tag: string): DatasetKind | undefined => this.kinds.get(tag)
@@ -294,28 +297,38 @@ export class Replica {
    */
   async addItems (items: Array<{ tenant: string, id: string }>): Promise<{ accepted: number, added: number }> {
     const fresh: Entry[] = []
-    const mine = new Set<string>()
+    const freshHashes = new Uint32Array(items.length * 4)
     const waitFor = new Set<Promise<unknown>>()
+    // Settles with this request's write: others that send a pair of it meanwhile wait for it.
+    let settle!: { resolve: () => void, reject: (err: unknown) => void }
+    const mine = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
+    mine.catch(() => {})
+    const h = this.pairHash
+    const index = this.items.index
     for (const { tenant, id } of items) {
-      const pair = `${tenant}\u0000${id}`
-      if (mine.has(pair) || this.items.has(tenant, id)) continue
-      const pending = this.pendingItems.get(pair)
+      itemHash(tenant, id, h)
+      if (index.has(h[0], h[1], h[2], h[3])) continue
+      const pending = this.pendingItems.get(h)
+      if (pending === mine) continue // given twice in this request
       if (pending !== undefined) {
         waitFor.add(pending)
         continue
       }
-      mine.add(pair)
+      this.pendingItems.set(h, mine)
+      freshHashes.set(h, fresh.length * 4)
       fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n })
     }
-    const write = this.writeOwn(fresh, () => fresh.length)
-    for (const pair of mine) this.pendingItems.set(pair, write)
     try {
-      const added = await write
+      const added = await this.writeOwn(fresh, () => fresh.length)
+      settle.resolve()
       await Promise.all(waitFor)
       metrics.itemsAdded.inc(added)
       return { accepted: items.length, added }
+    } catch (err) {
+      settle.reject(err)
+      throw err
     } finally {
-      for (const pair of mine) this.pendingItems.delete(pair)
+      for (let i = 0; i < fresh.length; i++) this.pendingItems.delete(freshHashes.subarray(4 * i, 4 * i + 4))
     }
   }
 
