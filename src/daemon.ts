@@ -307,7 +307,7 @@ function listingIndexes (replica: Replica): { counterNames: SortedNames, tenantN
   const tenantNames = new SortedNames()
   // Not flushed here: the first page sorts them (one sort; ~1 s at 1,000,000
   // names, which a restart no longer waits for before it is ready).
-  for (const name of replica.counters.byName.keys()) counterNames.add(name)
+  for (const name of replica.counters.names()) counterNames.add(name)
   for (const tenant of replica.items.counts.keys()) tenantNames.add(tenant)
   replica.counters.onNewKey = name => { counterNames.add(name) }
   replica.items.onNewKey = tenant => { tenantNames.add(tenant) }

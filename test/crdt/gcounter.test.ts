@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert'
 import fc from 'fast-check'
-import { GCounter, type Entry } from '../../src/crdt/gcounter.js'
+import { encode, decode } from 'cborg'
+import { GCounter, CounterSet, type Entry } from '../../src/crdt/gcounter.js'
 
 type Op = [string, bigint]
 
@@ -183,5 +184,53 @@ describe('GCounter', () => {
     c.mergeEntry('b', 3n)
     assert.equal(k.value, 1n)
     assert.deepEqual(sorted(k), [['a', 1n]])
+  })
+})
+
+describe('CounterSet (every counter of a replica)', () => {
+  const name = fc.constantFrom('x', 'y', 'z', 'hits', 'a.b')
+  // Counts around 2^53, where a counter leaves the typed arrays for a GCounter.
+  const count = fc.oneof(fc.bigInt({ min: 1n, max: 50n }), fc.bigInt({ min: 2n ** 53n - 3n, max: 2n ** 53n + 3n }), fc.bigInt({ min: 1n, max: 2n ** 70n }))
+  const ops = fc.array(fc.tuple(name, replicaArb, count), { maxLength: 60 })
+
+  it('matches a GCounter per name for apply, get, value, valueWith and subsOf, and survives snapshot/restore', () => {
+    fc.assert(fc.property(ops, list => {
+      const set = new CounterSet()
+      const model = new Map<string, GCounter>()
+      const seen: string[] = []
+      set.onNewKey = n => seen.push(n)
+      for (const [n, r, c] of list) {
+        let m = model.get(n)
+        if (m === undefined) model.set(n, m = new GCounter())
+        assert.equal(set.apply(n, r, c), m.mergeEntry(r, c))
+      }
+      for (const s of [set, CounterSet.restore(set.snapshot())]) {
+        assert.equal(s.keys, model.size)
+        assert.deepEqual([...s.names()], [...model.keys()])
+        for (const [n, m] of model) {
+          assert.equal(s.value(n), m.value)
+          for (const r of ['a', 'b', 'c', 'd', 'e']) {
+            assert.equal(s.get(n, r), m.count(r))
+            assert.equal(s.valueWith(n, r, 7n), m.value - m.count(r) + 7n)
+          }
+          assert.deepEqual(new Map(s.subsOf(n)), m.entries)
+        }
+        assert.equal(s.value('unknown'), 0n)
+        assert.deepEqual(s.subsOf('unknown'), [])
+      }
+      assert.deepEqual(seen, [...model.keys()])
+    }), { numRuns: 300 })
+  })
+
+  it('restore refuses bytes it did not write', () => {
+    const set = new CounterSet()
+    set.apply('x', 'a', 3n)
+    assert.throws(() => CounterSet.restore(new Uint8Array([1, 2, 3])))
+    const good = set.snapshot()
+    assert.doesNotThrow(() => CounterSet.restore(good))
+    const fields = decode(good) as Record<string, unknown>
+    for (const change of [{ f: 2 }, { names: 'x\ny' }, { first: new Uint8Array(new Uint32Array([5]).buffer) }, { counts: new Uint8Array(new Float64Array([0.5]).buffer) }]) {
+      assert.throws(() => CounterSet.restore(encode({ ...fields, ...change })), /bad counter snapshot/, JSON.stringify(Object.keys(change)))
+    }
   })
 })

@@ -34,7 +34,7 @@ async function syncBytes (): Promise<number> {
 }
 
 function fingerprint (r: Replica): string {
-  return [...r.counters.byName].map(([n, c]) => `${n}=${[...c.entries].sort().join()}`).sort().join(';')
+  return [...r.counters.names()].map(n => `${n}=${r.counters.subsOf(n).map(e => e.join()).sort().join()}`).sort().join(';')
 }
 
 async function until (cond: () => boolean, ms = 20000): Promise<void> {

@@ -109,10 +109,10 @@ export function clusterRoutes (d: ApiDeps): RouteDecl[] {
  */
 async function contributions (d: ApiDeps, ids: Set<string>): Promise<Map<string, bigint>> {
   const sums = new Map<string, bigint>()
-  let seen = 0
-  for (const c of d.replica.counters.byName.values()) {
-    c.forEach((n, id) => { if (ids.has(id)) sums.set(id, (sums.get(id) ?? 0n) + n) })
-    if (++seen % SCAN_SLICE === 0) await new Promise(resolve => setImmediate(resolve))
+  const counters = d.replica.counters
+  for (let slot = 0; slot < counters.keys; slot++) {
+    counters.forEachAt(slot, (n, id) => { if (ids.has(id)) sums.set(id, (sums.get(id) ?? 0n) + n) })
+    if ((slot + 1) % SCAN_SLICE === 0) await new Promise(resolve => setImmediate(resolve))
   }
   return sums
 }
