@@ -167,7 +167,7 @@ export class Daemon {
     const bytes = this.replica.snapshot()
     this.store.saveQuietSnapshot(bytes, at).then(saved => {
       if (saved) this.snapshotAt = at
-      this.log.debug({ saved, ms: Math.round(performance.now() - now), bytes: bytes.length }, 'quiet snapshot')
+      this.log.debug({ saved, ms: Math.round(performance.now() - now), bytes: bytes.reduce((n, c) => n + c.byteLength, 0) }, 'quiet snapshot')
     }, err => {
       this.log.warn({ err: err.message }, 'could not write a snapshot')
     }).finally(() => { this.snapshotting = false })

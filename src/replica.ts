@@ -92,9 +92,12 @@ export class Replica {
 
   /**
    * Everything load() would rebuild, as bytes: the digest tree's levels and
-   * each dataset's state, side by side (packParts: read back as views).
+   * each dataset's state, side by side (packParts: chunks to write in order,
+   * read back as views). The digest's levels are live views, not copies: a
+   * snapshot taken while running counts only if nothing was written until
+   * its file is (Store.saveQuietSnapshot).
    */
-  snapshot (): Uint8Array {
+  snapshot (): Uint8Array[] {
     const tags = [...this.kinds.keys()]
     const levels = this.digest.levels.map(bytesOf)
     const datasets = tags.map(tag => (this.kinds.get(tag) as DatasetKind).snapshot(this.states.get(tag) as DatasetState))

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8'
 import { Command, Option } from 'commander'
 import { loadConfig, DEFAULT_SYNC_INTERVAL_MS, DEFAULT_QUIET_SNAPSHOT_ENTRIES, type StartFlags } from '../config.js'
 import { createLogger } from '../log.js'
@@ -24,6 +25,7 @@ export function startCommand (): Command {
     .addOption(new Option('--idempotency-window <sec>', 'how long Idempotency-Key answers are kept (default 86400)').env('COUNTD_IDEMPOTENCY_WINDOW'))
     .addOption(new Option('--config <file>', 'YAML or JSON file of these flags by long name; flags and env win; SIGHUP re-reads it').env('COUNTD_CONFIG'))
     .action(async (flags: StartFlags & { config?: string }, cmd: Command) => {
+      limitHeapGrowth()
       try {
         // Flags and environment win over the file; the file wins over defaults.
         const explicit: Record<string, unknown> = {}
@@ -47,4 +49,16 @@ export function startCommand (): Command {
         exitWith(err)
       }
     })
+}
+
+/**
+ * V8 grows a busy heap by up to 2x its live size before it collects, so a
+ * daemon that holds 1,000,000 names while requests churn garbage ran at
+ * 530-600 MB RSS with ~100 MB live. Growing by at most 50 % keeps it under
+ * 360 MB (bench section 5), at no throughput cost measured (in-process
+ * batch increments, A/B back to back); 20 % saved 30 MB more but cost 25 %.
+ * Read by V8 at each collection, so setting it here at start works.
+ */
+function limitHeapGrowth (): void {
+  setFlagsFromString('--heap-growing-percent=50')
 }

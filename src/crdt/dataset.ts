@@ -70,6 +70,6 @@ export interface DatasetKind<S extends DatasetState = DatasetState> {
    * The in-memory state as bytes, and back (a restart loads this instead of
    * rebuilding from every stored entry). `restore` throws on damage.
    */
-  snapshot: (state: S) => Uint8Array
+  snapshot: (state: S) => Uint8Array | Uint8Array[]
   restore: (bytes: Uint8Array) => S
 }

