@@ -16,7 +16,7 @@
 //
 // Gossip (topic /countd/deltas/3, signed, StrictSign; the topic names the version):
 //   {t: sentAt ms, g}                           the publisher's own new entries
-//   {t: sentAt ms, z: deflate-raw(CBOR of g)}   the same, when g is 256 bytes or more
+//   {t: sentAt ms, z: deflate-raw(CBOR of g), w?: window bits (9-15, default 15)}   the same, when g is 256 bytes or more
 // Anti-entropy (/countd/sync/2), one exchange per stream:
 //   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, b?: entry budget, m?: members}
 //   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, m?}
@@ -207,6 +207,16 @@ export interface DeltaMessage {
  * would only pay zlib's set-up on both sides.
  */
 const DEFLATE_FROM_BYTES = 256
+/** Deltas of at most this many CBOR bytes are deflated with a 2^SMALL_WINDOW_BITS byte window. */
+const SMALL_WINDOW_UP_TO = 16 << 10
+const SMALL_WINDOW_BITS = 10
+
+/** The inflate window of a delta's `w` (9-15; absent: 15, what senders before `w` used). */
+function windowOf (w: unknown): number {
+  if (w === undefined) return 15
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 9 || w > 15) throw new ProtocolError('bad delta window')
+  return w
+}
 
 /** A publisher's own new entries; `origin` is the publisher (the signer). */
 export function encodeDelta (m: DeltaMessage, lookup: KindLookup, origin: string): Uint8Array {
@@ -214,8 +224,12 @@ export function encodeDelta (m: DeltaMessage, lookup: KindLookup, origin: string
   const g = packEntries(m.entries, lookup, origin).g
   const plain = encode(g)
   if (plain.length >= DEFLATE_FROM_BYTES) {
-    const z = deflateRawSync(plain, { level: 1 })
-    if (z.length < plain.length) return encode({ t: m.sentAt, z })
+    // A small delta gets a small window: zlib's set-up of a 32 KiB window
+    // was most of its cost (a 350-byte delta: 102 -> 24 us to deflate, 40 ->
+    // 14 to inflate, same size). `w` tells the receiver; without it, 15.
+    const w = plain.length <= SMALL_WINDOW_UP_TO ? SMALL_WINDOW_BITS : undefined
+    const z = deflateRawSync(plain, w === undefined ? { level: 1 } : { level: 1, windowBits: w, memLevel: 2 })
+    if (z.length < plain.length) return encode(w === undefined ? { t: m.sentAt, z } : { t: m.sentAt, z, w })
   }
   return encode({ t: m.sentAt, g })
 }
@@ -229,7 +243,7 @@ export function decodeDelta (bytes: Uint8Array, lookup: KindLookup, origin: stri
     let plain: Buffer
     try {
       // Bounded: a small message must not inflate into gigabytes.
-      plain = inflateRawSync(m.z, { maxOutputLength: MAX_FRAME })
+      plain = inflateRawSync(m.z, { maxOutputLength: MAX_FRAME, windowBits: windowOf(m.w) })
     } catch (err: any) {
       throw new ProtocolError(`bad compressed delta: ${String(err.message)}`)
     }

@@ -71,6 +71,19 @@ describe('wire format (src/net/wire.ts)', () => {
     for (const b of refused) assert.throws(() => decodeDelta(b, lookup, R1), ProtocolError)
   })
 
+  it('a delta of a few KB is deflated with a small window it names; one without the name inflates with the full window', () => {
+    const entries: Entry[] = Array.from({ length: 40 }, (_, i) => ({ ds: 's', key: 't1', sub: `order-${100000 + i}`, value: 1n }))
+    const bytes = encodeDelta({ sentAt: 9, entries }, lookup, R1)
+    const frame = decodeFrame(bytes) as { z?: Uint8Array, w?: number }
+    assert.ok(frame.z instanceof Uint8Array)
+    assert.equal(frame.w, 10)
+    assert.deepEqual(canon(decodeDelta(bytes, lookup, R1).entries), canon(entries))
+    // As a sender before `w` wrote it (window 15, no w):
+    const g = encode({ s: entries.flatMap(e => [e.key, 1, e.sub, 1]) })
+    assert.deepEqual(canon(decodeDelta(encode({ t: 9, z: deflateRawSync(g) }), lookup, R1).entries), canon(entries))
+    for (const w of [8, 16, 'x', 10.5]) assert.throws(() => decodeDelta(encode({ t: 9, z: frame.z, w }), lookup, R1), ProtocolError)
+  })
+
   it('rejects junk, truncated groups, bad values, unknown datasets and other wire versions', () => {
     const bad: unknown[] = [
       { g: { c: ['x', 1] } }, // truncated: no sub, no value
