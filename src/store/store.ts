@@ -643,10 +643,11 @@ export class Store {
   /** Persist with fsync (plus idempotency records and meta values, atomically); resolves once durable. */
   async writeDurable (entries: PlacedEntry[], records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<void> {
     const ops = entries.map(entryOp)
-    if (entries.length > 0) this.noteEntryWrite(ops)
+    const dropsSnapshot = entries.length > 0 && this.noteEntryWrite(ops)
     for (const [key, r] of records) ops.push({ type: 'put', key: idempotencyKey(key), value: JSON.stringify(r) })
     for (const [name, value] of meta) ops.push({ type: 'put', key: `meta/${name}`, value })
     await this.durable.writeBulk(ops)
+    if (dropsSnapshot) this.snapshotLive = false
   }
 
   /**
@@ -656,22 +657,24 @@ export class Store {
    */
   async writeLazy (entries: PlacedEntry[], onWritten?: () => void): Promise<void> {
     const ops = entries.map(entryOp)
-    if (entries.length > 0) this.noteEntryWrite(ops)
+    const dropsSnapshot = entries.length > 0 && this.noteEntryWrite(ops)
     await this.lazy.write(ops, onWritten)
+    if (dropsSnapshot) this.snapshotLive = false
   }
 
   /**
-   * Count an entry write; the first one after a snapshot taken while running
-   * deletes meta/snapshot in its own batch (journal record or LevelDB batch),
-   * so no start takes a snapshot that lacks a write the data dir has.
+   * Count an entry write. While meta/snapshot is valid, every entry write
+   * deletes it in its own batch (journal record or LevelDB batch), until one
+   * such write has landed (the callers clear snapshotLive then; a write that
+   * failed leaves it for the next), so no start takes a snapshot that lacks a
+   * write the data dir has. Returns whether `ops` now carries the delete.
    */
-  private noteEntryWrite (ops: BatchOp[]): void {
+  private noteEntryWrite (ops: BatchOp[]): boolean {
     this.entryWrites++
     this.lastEntryWriteAt = performance.now()
-    if (this.snapshotLive) {
-      ops.push({ type: 'del', key: SNAPSHOT_KEY })
-      this.snapshotLive = false
-    }
+    if (!this.snapshotLive) return false
+    ops.push({ type: 'del', key: SNAPSHOT_KEY })
+    return true
   }
 
   /** No write queued or in flight. */
