@@ -29,36 +29,44 @@ async function post (url: string, name: string, by: number): Promise<{ status: n
   return { status: res.status, body: await res.text() }
 }
 
-describe('a full disk (real tmpfs)', function () {
-  this.timeout(90000)
-  let mnt = ''
-  let node: CountdNode | undefined
-
+/**
+ * A tmpfs of `size` for the enclosing describe block (skipped without root;
+ * CI runs as root); the node `running()` names is killed before the unmount.
+ */
+function tmpfsFor (size: string, running: () => CountdNode | undefined): { dir: string } {
+  const disk = { dir: '' }
   before(function () {
-    mnt = mkdtempSync(join(tmpdir(), 'countd-full-'))
+    disk.dir = mkdtempSync(join(tmpdir(), 'countd-full-'))
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'ignore' })
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk.dir], { stdio: 'ignore' })
     } catch {
-      rmSync(mnt, { recursive: true, force: true })
-      mnt = ''
-      this.skip() // needs root (CI runs as root)
+      rmSync(disk.dir, { recursive: true, force: true })
+      disk.dir = ''
+      this.skip()
     }
   })
   after(async () => {
-    await node?.kill().catch(() => {})
-    if (mnt !== '') {
-      try { execFileSync('umount', [mnt], { stdio: 'ignore' }) } catch {}
-      rmSync(mnt, { recursive: true, force: true })
+    await running()?.kill().catch(() => {})
+    if (disk.dir !== '') {
+      try { execFileSync('umount', [disk.dir], { stdio: 'ignore' }) } catch {}
+      rmSync(disk.dir, { recursive: true, force: true })
     }
   })
+  return disk
+}
+
+describe('a full disk (real tmpfs)', function () {
+  this.timeout(90000)
+  let node: CountdNode | undefined
+  const disk = tmpfsFor('4m', () => node)
 
   it('answers 507, counts nothing, keeps reads, logs once and resumes when space is freed', async () => {
     const base = portBlock(2)
     const lines: string[] = []
-    node = new CountdNode({ name: 'full', dataDir: join(mnt, 'data'), httpPort: base, p2pPort: base + 1, onLine: l => { lines.push(l) } })
+    node = new CountdNode({ name: 'full', dataDir: join(disk.dir, 'data'), httpPort: base, p2pPort: base + 1, onLine: l => { lines.push(l) } })
     await node.start()
     for (let i = 0; i < 5; i++) assert.equal((await post(node.url, 'hits', 2)).status, 200)
-    const filler = join(mnt, 'filler')
+    const filler = join(disk.dir, 'filler')
     fill(filler)
     // Writes still fit in the log file's last allocated page until it is
     // full; from the first refusal on, every write is refused.
@@ -97,36 +105,18 @@ describe('a full disk (real tmpfs)', function () {
 
 describe('a full disk after a snapshot taken while running (real tmpfs)', function () {
   this.timeout(90000)
-  let mnt = ''
   let node: CountdNode | undefined
-
-  before(function () {
-    mnt = mkdtempSync(join(tmpdir(), 'countd-full-snap-'))
-    try {
-      // Room for the snapshot (~9 MB: the digest tree) before the filler takes the rest.
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mnt], { stdio: 'ignore' })
-    } catch {
-      rmSync(mnt, { recursive: true, force: true })
-      mnt = ''
-      this.skip() // needs root (CI runs as root)
-    }
-  })
-  after(async () => {
-    await node?.kill().catch(() => {})
-    if (mnt !== '') {
-      try { execFileSync('umount', [mnt], { stdio: 'ignore' }) } catch {}
-      rmSync(mnt, { recursive: true, force: true })
-    }
-  })
+  // Room for the snapshot (~9 MB: the digest tree) before the filler takes the rest.
+  const disk = tmpfsFor('32m', () => node)
 
   it('a write refused by the full disk does not leave the snapshot valid: what is acked after it survives kill -9', async () => {
     const base = portBlock(2)
     const lines: string[] = []
-    node = new CountdNode({ name: 'fullsnap', dataDir: join(mnt, 'data'), httpPort: base, p2pPort: base + 1, logLevel: 'debug', args: ['--quiet-snapshot-entries', '1'], onLine: l => { lines.push(l) } })
+    node = new CountdNode({ name: 'fullsnap', dataDir: join(disk.dir, 'data'), httpPort: base, p2pPort: base + 1, logLevel: 'debug', args: ['--quiet-snapshot-entries', '1'], onLine: l => { lines.push(l) } })
     await node.start()
     for (let i = 0; i < 3; i++) assert.equal((await post(node.url, 'hits', 2)).status, 200)
     await waitFor(() => lines.some(l => /"saved":true.*"msg":"quiet snapshot"/.test(l)), 15000, 50)
-    const filler = join(mnt, 'filler')
+    const filler = join(disk.dir, 'filler')
     fill(filler)
     // The first entry write after the snapshot is the one refused: a batch
     // far bigger than the slack in the journal's last page.
