@@ -88,7 +88,6 @@ export class GCounter {
 
 // ---- counters as a dataset (src/crdt/dataset.ts) ----
 
-import { encode, decode } from 'cborg'
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords } from './digest.js'
 import { isValidKey, isReplicaId } from '../validate.js'

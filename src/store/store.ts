@@ -342,10 +342,8 @@ export class Store {
    */
   private folds: Fold[] = [newFold()]
   private foldTimer: NodeJS.Timeout | undefined
-  /** Entry writes queued so far: a snapshot is exact only while this has not moved. */
-  entryWrites = 0
-  /** When the last entry write was queued (performance.now()). */
-  lastEntryWriteAt = 0
+  private entryWritesQueued = 0
+  private lastEntryWriteQueuedAt = 0
   /** meta/snapshot names a snapshot taken while running: the next entry write deletes it in its own batch. */
   private snapshotLive = false
   /** The snapshot file being written, if any (one at a time). */
@@ -670,8 +668,8 @@ export class Store {
    * write the data dir has. Returns whether `ops` now carries the delete.
    */
   private noteEntryWrite (ops: BatchOp[]): boolean {
-    this.entryWrites++
-    this.lastEntryWriteAt = performance.now()
+    this.entryWritesQueued++
+    this.lastEntryWriteQueuedAt = performance.now()
     if (!this.snapshotLive) return false
     ops.push({ type: 'del', key: SNAPSHOT_KEY })
     return true
@@ -679,6 +677,12 @@ export class Store {
 
   /** No write queued or in flight. */
   get idle (): boolean { return this.durable.idle && this.lazy.idle }
+
+  /** Entry writes queued so far: a snapshot is exact only while this has not moved. */
+  get entryWrites (): number { return this.entryWritesQueued }
+
+  /** When the last entry write was queued (performance.now()). */
+  get lastEntryWriteAt (): number { return this.lastEntryWriteQueuedAt }
 
   // ---- idempotency records ----
 

@@ -1,7 +1,7 @@
 // The HTTP contract (SPEC §2) against one real countd process.
 import { strict as assert } from 'node:assert'
 import { request as httpRequest } from 'node:http'
-import { Cluster, type CountdNode } from '../../scripts/cluster.js'
+import { Cluster, waitFor, type CountdNode } from '../../scripts/cluster.js'
 
 interface Reply { status: number, type: string, body: string }
 
@@ -332,8 +332,7 @@ describe('snapshot while running (--quiet-snapshot-entries)', function () {
     const n = cluster.nodes[0]
     await call(n, 'POST', '/counters', '{"q-a": 2, "q-b": 3}', { 'Content-Type': 'application/json' })
     await call(n, 'POST', '/items', '[{"id": "x", "tenant": "qt"}]', { 'Content-Type': 'application/json' })
-    const deadline = Date.now() + 10000
-    while (savedSnapshots() === 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+    await waitFor(() => savedSnapshots() > 0, 10000, 50)
     assert.equal(savedSnapshots(), 1, 'a quiet node saves a snapshot')
     await n.kill('SIGKILL')
     await n.start()
