@@ -68,6 +68,8 @@ export class Journal {
   /** The spare file of zeros (see the header): being made, ready to be renamed, or neither. */
   private spare: 'none' | 'making' | 'ready' = 'none'
   private spareFailedAt = -Infinity
+  /** The spare being written, if any: close waits for it, so nothing writes in the dir after. */
+  private spareWork: Promise<void> = Promise.resolve()
   private closed = false
 
   private constructor (
@@ -187,17 +189,20 @@ export class Journal {
     return true
   }
 
-  close (): void {
+  /** Close the file; resolves once a spare being written has stopped (and removed itself). */
+  async close (): Promise<void> {
     this.closed = true
     closeSync(this.fd)
+    await this.spareWork
   }
 
   /** Close and delete every file (all folded and synced: a clean close). */
-  discardAll (): void {
+  async discardAll (): Promise<void> {
     this.closed = true
     try { closeSync(this.fd) } catch {}
     Journal.discard([...this.files.values()].map(f => f.path))
     this.files.clear()
+    await this.spareWork
     if (this.spare === 'ready') try { unlinkSync(join(this.dir, SPARE)) } catch {}
   }
 
@@ -233,7 +238,7 @@ export class Journal {
       return
     }
     this.spare = 'making'
-    void this.writeSpare().then(() => {
+    this.spareWork = this.writeSpare().then(() => {
       this.spare = 'ready'
       // Not in place yet (a new journal): move on to the spare now.
       if (!this.closed && !this.current.inPlace) this.rotate()

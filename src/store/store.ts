@@ -834,12 +834,12 @@ export class Store {
     if (this.health.degraded === undefined && this.journal.allFolded) {
       try {
         await this.syncDb()
-        this.journal.discardAll()
+        await this.journal.discardAll()
       } catch {
-        this.journal.close() // kept: the next open replays them
+        await this.journal.close() // kept: the next open replays them
       }
     } else {
-      this.journal.close()
+      await this.journal.close()
     }
     this.closed = true
     this.health.stop()

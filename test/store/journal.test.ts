@@ -120,8 +120,8 @@ describe('Store journal', function () {
     try {
       assert.deepEqual(records, written)
     } finally {
-      first.close()
-      journal.close()
+      await first.close()
+      await journal.close()
     }
   })
 
