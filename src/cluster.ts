@@ -3,13 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { packageRoot } from './paths.js'
 import { createInterface } from 'node:readline'
 
-const here = dirname(fileURLToPath(import.meta.url))
-/** Repo root whether we run from `src/` or `dist/src/` (compiled). */
-export const repoRoot = resolve(here, here.includes(`${'dist'}`) ? '../..' : '..')
+/** Repo root, from `dist/src/` (compiled) or the bundle alike. */
+export const repoRoot = packageRoot
 export const countdBin = join(repoRoot, 'bin', 'countd')
 
 export interface NodeOptions {

@@ -1,6 +1,8 @@
 // countd CLI entry point (bin/countd imports this).
 import '../polyfill.js'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { packageRoot } from '../paths.js'
 import { Command, CommanderError } from 'commander'
 import { startCommand } from './start.js'
 import { incCommand } from './inc.js'
@@ -13,7 +15,7 @@ import { itemsCommand } from './items.js'
 import { idCommand } from './id.js'
 import { exitWith } from './errors.js'
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }
 
 const program = new Command('countd')
   .description('replicated grow-only counters over libp2p, durable in LevelDB')

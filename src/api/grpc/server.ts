@@ -2,7 +2,8 @@
 // @grpc/grpc-js over the CountdService. Errors map by their stable `code`
 // (src/errors.ts) to gRPC status codes; the API token travels as
 // `authorization: Bearer TOKEN` metadata.
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { packageRoot } from '../../paths.js'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import type { CountdService, ItemRef } from '../../service.js'
@@ -13,7 +14,7 @@ import { liveTokenCheck, BEARER } from '../auth.js'
 import { tokenGetter, type ListenerOptions, type RunningServer } from '../listener.js'
 import { commandMeter } from '../resp/meter.js'
 
-export const PROTO_PATH = fileURLToPath(new URL('../../../../proto/countd/v1/countd.proto', import.meta.url))
+export const PROTO_PATH = join(packageRoot, 'proto', 'countd', 'v1', 'countd.proto')
 
 /** How the proto is loaded, by the server and by clients that want the same shapes (uint64 as decimal strings). */
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true }
