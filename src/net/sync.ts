@@ -2,8 +2,10 @@
 // gossip missed, for every dataset at once. The initiator and the responder
 // walk their digest trees (src/crdt/digest.ts) top-down in lock-step, one
 // round trip per level, descending only into subtrees whose hashes differ,
-// then swap the entries of the differing subtrees (read from the store).
-// Equal replicas cost one round trip of a few dozen bytes; the cost
+// then swap the entries of the differing subtrees (read from the store);
+// where those subtrees hold several entries each (10M items), the sides
+// first swap a fingerprint per entry and then only the entries the other
+// lacks. Equal replicas cost one round trip of a few dozen bytes; the cost
 // otherwise grows with what differs, not with the whole state. Each hello
 // also carries the member list (membership gossip). Frames: src/net/wire.ts.
 import { lpStream } from '@libp2p/utils'
@@ -12,8 +14,9 @@ import { childrenOf, DEPTH, BITS_PER_LEVEL } from '../crdt/digest.js'
 import type { Replica, Entry, Member } from '../replica.js'
 import {
   Framed, lpOptions, ProtocolError, checkReplicaId, checkAddrs, packMembers, unpackMembers,
-  hashBytes, hashesFrom, toBitset, selectByBitset, WIRE_VERSION, type Frame
+  hashBytes, hashesFrom, toBitset, selectByBitset, entryHashes, WIRE_VERSION, MAX_FRAME, type Frame
 } from './wire.js'
+import { HashSet128 } from '../crdt/hashset128.js'
 import { metrics } from '../metrics.js'
 
 /**
@@ -33,6 +36,14 @@ const DESCEND_WHILE_ENTRIES_PER_NODE = 4
  * and the nodes never converged.
  */
 export const SYNC_ENTRY_BUDGET = 100_000
+/**
+ * Named nodes holding at least this many entries each (estimated) swap
+ * fingerprints first ('eh', see wire.ts): each side then sends only the
+ * entries the other lacks, not every entry under the nodes. 10M items over
+ * 1M leaves, 1 % missing on one side: 1.74M entries (84 MB) sent for 100k
+ * missing. Below it (1M names: ~1 a leaf) the extra step would not pay.
+ */
+const FINGERPRINTS_FROM_ENTRIES_PER_NODE = 2
 
 /** What sync needs from the network layer besides the replica. */
 export interface SyncHost {
@@ -86,6 +97,25 @@ function newerThan (mine: Entry[], theirs: Entry[]): Entry[] {
     if (m !== undefined && m.value <= e.value) ours.delete(id)
   }
   return [...ours.values()]
+}
+
+/**
+ * Our entries whose fingerprint the peer did not send (it lacks them, or
+ * holds another value), and the indices of its fingerprints we have no entry
+ * for. An equal fingerprint is the same key, sub and value (64 bits).
+ */
+function byFingerprints (mine: Entry[], mineHashes: Uint32Array, theirs: Uint32Array): { send: Entry[], lacking: number[] } {
+  const set = (h: Uint32Array): HashSet128 => {
+    const s = new HashSet128({ shardBits: 4 })
+    for (let i = 0; i < h.length; i += 2) s.add(h[i], h[i + 1], 0, 0)
+    return s
+  }
+  const theirSet = set(theirs)
+  const mineSet = set(mineHashes)
+  const send = mine.filter((_, i) => !theirSet.has(mineHashes[2 * i], mineHashes[2 * i + 1], 0, 0))
+  const lacking: number[] = []
+  for (let j = 0; j < theirs.length / 2; j++) if (!mineSet.has(theirs[2 * j], theirs[2 * j + 1], 0, 0)) lacking.push(j)
+  return { send, lacking }
 }
 
 async function mergeReceived (host: SyncHost, entries: Entry[]): Promise<void> {
@@ -162,6 +192,8 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     let depth = 0
     let differing = selectByBitset(hello.x, [0])
     let part: { depth: number, nodes: number[], progress: SyncProgress } | undefined
+    /** Swap fingerprints before entries (a descent to nodes of several entries each; not a sweep). */
+    let byFingerprint = false
     if (differing.length === 0) {
       // Equal roots: nothing to do (also ends a sweep the other direction finished).
     } else if (resume !== undefined || replica.entryCount === 0 || theirEntries === 0) {
@@ -177,6 +209,7 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
         // Over the budget: the first differing subtrees now, the rest in the next exchanges.
         const nodes = namedNodes(differing, total, depth, budget)
         part = { depth, nodes, progress: { complete: nodes.length === differing.length } }
+        byFingerprint = hello.f === 1 && perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
       }
     }
     let merging = previous?.merging ?? Promise.resolve()
@@ -184,9 +217,19 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
       await io.write({ k: 'done' })
     } else {
       const mine = await replica.entriesUnder(part.depth, part.nodes)
-      metrics.syncEntriesSent.inc(mine.length)
-      await io.writeEntries(mine, lookup, { d: part.depth, n: part.nodes })
-      const theirs = (await io.readEntries(lookup)).entries
+      let theirs: Entry[]
+      if (byFingerprint) {
+        await io.write({ k: 'eh', d: part.depth, n: part.nodes, c: mine.length, h: hashBytes(entryHashes(mine, lookup)) })
+        const answer = await io.readEntries(lookup)
+        theirs = answer.entries
+        const lacked = selectByBitset(answer.first.x, mine.map((_, i) => i)).map(i => mine[i])
+        metrics.syncEntriesSent.inc(lacked.length)
+        await io.writeEntries(lacked, lookup)
+      } else {
+        metrics.syncEntriesSent.inc(mine.length)
+        await io.writeEntries(mine, lookup, { d: part.depth, n: part.nodes })
+        theirs = (await io.readEntries(lookup)).entries
+      }
       merging = merging.then(async () => { await mergeReceived(host, theirs) })
     }
     await stream.close({ signal: AbortSignal.timeout(SYNC_STEP_TIMEOUT_MS) })
@@ -220,7 +263,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     let nodes = [0]
     let diff = digest.differing(0, nodes, hashesFrom(hello.h, 1))
     const ours = helloFrame(host, connection.remotePeer.toString())
-    await io.write({ ...ours, x: toBitset(diff, nodes.length) })
+    await io.write({ ...ours, x: toBitset(diff, nodes.length), f: 1 })
     // The initiator's descent is deterministic: where it will stop and which
     // subtrees it will name follow from both entry counts and its budget. Our
     // entries under them are read meanwhile, not after its entries arrived
@@ -255,17 +298,33 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
         prefetchIfLast()
         continue
       }
-      if (f.k !== 'e') throw new ProtocolError(`unexpected ${String(f.k)} frame`)
+      if (f.k !== 'e' && f.k !== 'eh') throw new ProtocolError(`unexpected ${String(f.k)} frame`)
       // Entries: the initiator names the subtrees explicitly.
       const d = f.d
       const n = f.n
       if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > DEPTH || !Array.isArray(n)) throw new ProtocolError('bad entries header')
       const limit = 1 << (BITS_PER_LEVEL * d)
       if (!n.every(x => Number.isInteger(x) && x >= 0 && x < limit)) throw new ProtocolError('bad node index')
-      const theirs = (await io.readEntries(lookup, f)).entries
       const asked = n as number[]
-      const early = prefetched !== undefined && prefetched.depth === d && sameNodes(prefetched.nodes, asked) ? await prefetched.entries.catch(() => undefined) : undefined
-      const mine = early ?? await replica.entriesUnder(d, asked)
+      const mineUnder = async (): Promise<Entry[]> => {
+        const early = prefetched !== undefined && prefetched.depth === d && sameNodes(prefetched.nodes, asked) ? await prefetched.entries.catch(() => undefined) : undefined
+        return early ?? await replica.entriesUnder(d, asked)
+      }
+      if (f.k === 'eh') {
+        // Fingerprints: send what the initiator lacks, name what we lack, take it.
+        if (typeof f.c !== 'number' || !Number.isInteger(f.c) || f.c < 0 || f.c * 8 > MAX_FRAME) throw new ProtocolError('bad fingerprint count')
+        const theirHashes = hashesFrom(f.h, f.c)
+        const mine = await mineUnder()
+        const { send, lacking } = byFingerprints(mine, entryHashes(mine, lookup), theirHashes)
+        metrics.syncEntriesSent.inc(send.length)
+        await io.writeEntries(send, lookup, { x: toBitset(lacking, f.c) })
+        const theirs = (await io.readEntries(lookup)).entries
+        merging = mergeReceived(host, theirs)
+        merging.catch(() => {})
+        break
+      }
+      const theirs = (await io.readEntries(lookup, f)).entries
+      const mine = await mineUnder()
       // Merged while our answer goes out: the initiator starts its next
       // exchange of a sweep without waiting for our merge.
       merging = mergeReceived(host, theirs)

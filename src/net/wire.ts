@@ -19,12 +19,18 @@
 //   {t: sentAt ms, z: deflate-raw(CBOR of g), w?: window bits (9-15, default 15)}   the same, when g is 256 bytes or more
 // Anti-entropy (/countd/sync/2), one exchange per stream:
 //   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, b?: entry budget, m?: members}
-//   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, m?}
+//   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, f?: 1 (takes 'eh'), m?}
 //   I->R {k:'h', h: hashes of the children of differing nodes}   } per level
 //   R->I {k:'x', x: bitset}                                       }
 //   I->R {k:'e', d: depth, n: [nodes], s, g, end}  initiator's entries under the differing nodes (chunked)
 //   R->I {k:'e', s, g, end}                        only what the initiator lacks (chunked)
 //   or I->R {k:'done'} when nothing differs.
+//   The last two steps by fingerprints, when the responder's hello says f: 1
+//   and the named nodes hold several entries each (10M items: ~10 a leaf,
+//   so a whole-subtree swap sent ~17 entries a missing item):
+//   I->R {k:'eh', d, n, c: #entries, h: the 8-byte hash (DatasetKind.hashOf) of each of the initiator's entries under them}
+//   R->I {k:'e', x: bitset over those hashes, set = the responder lacks it, s, g, end}   the responder's entries whose hash was not sent (chunked, x on the first)
+//   I->R {k:'e', s, g, end}                        the initiator's entries x names (chunked)
 // Consistent read of one key (/countd/read/2):
 //   I->R {k:'read', v:2, ds: tag, key}
 //   R->I {k:'state', s, g, m: members}
@@ -349,6 +355,19 @@ export class Framed {
 }
 
 // ---- digest hashes and bitsets ----
+
+/** Each entry's 64-bit hash (DatasetKind.hashOf: of key, sub and value), two words an entry: the fingerprints of 'eh'. */
+export function entryHashes (entries: Entry[], lookup: KindLookup): Uint32Array {
+  const out = new Uint32Array(entries.length * 2)
+  entries.forEach((e, i) => {
+    const kind = lookup(e.ds)
+    if (kind === undefined) throw new ProtocolError(`unknown dataset ${e.ds}`)
+    const [a, b] = kind.hashOf(e.key, e.sub, e.value)
+    out[2 * i] = a
+    out[2 * i + 1] = b
+  })
+  return out
+}
 
 export const hashBytes = (h: Uint32Array): Uint8Array => bytesOf(h)
 
