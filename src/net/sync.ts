@@ -140,6 +140,15 @@ export interface SyncProgress {
   complete: boolean
   resume?: SweepCursor
   /**
+   * The differing subtrees a descent found that its exchange did not name
+   * (over the budget): the next exchange names them without descending
+   * again. (Each descent resent the hashes of every differing subtree: 10M
+   * items with 1 % missing, ~6 MB in each of eleven exchanges.) Whatever
+   * differed when the first exchange began is in the descent's list, so the
+   * exchange that ends it is complete in the sense consistent reads need.
+   */
+  rest?: { depth: number, nodes: number[] }
+  /**
    * A partial exchange's received entries, still being merged: the next
    * exchange of the sweep runs meanwhile (a sweep is steered by its cursor,
    * not by the digest, so it does not need them merged), and the last one
@@ -199,16 +208,23 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     } else if (resume !== undefined || replica.entryCount === 0 || theirEntries === 0) {
       part = sweep(total, budget, resume)
     } else {
-      while (differing.length > 0 && descendsBelow(total, depth)) {
-        const nodes = childrenOf(differing)
-        depth++
-        await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
-        differing = selectByBitset((await io.read('x')).x, nodes)
+      const rest = previous?.rest
+      if (rest !== undefined) {
+        depth = rest.depth
+        differing = rest.nodes
+      } else {
+        while (differing.length > 0 && descendsBelow(total, depth)) {
+          const nodes = childrenOf(differing)
+          depth++
+          await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
+          differing = selectByBitset((await io.read('x')).x, nodes)
+        }
       }
       if (differing.length > 0) {
         // Over the budget: the first differing subtrees now, the rest in the next exchanges.
         const nodes = namedNodes(differing, total, depth, budget)
-        part = { depth, nodes, progress: { complete: nodes.length === differing.length } }
+        const left = differing.slice(nodes.length)
+        part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left } } }
         byFingerprint = hello.f === 1 && perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
       }
     }

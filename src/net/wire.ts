@@ -24,7 +24,9 @@
 //   R->I {k:'x', x: bitset}                                       }
 //   I->R {k:'e', d: depth, n: [nodes], s, g, end}  initiator's entries under the differing nodes (chunked)
 //   R->I {k:'e', s, g, end}                        only what the initiator lacks (chunked)
-//   or I->R {k:'done'} when nothing differs.
+//   or I->R {k:'done'} when nothing differs. The next exchange of a repair
+//   over the budget names the subtrees its descent left (no 'h' steps) or,
+//   in a sweep, the next ones: its 'e' or 'eh' follows the hellos.
 //   The last two steps by fingerprints, when the responder's hello says f: 1
 //   and the named nodes hold several entries each (10M items: ~10 a leaf,
 //   so a whole-subtree swap sent ~17 entries a missing item):
