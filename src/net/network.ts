@@ -3,7 +3,7 @@
 // attaches it to the replica's events; nothing else imports it.
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Replica, Member, Entry } from '../replica.js'
 import { createNode, type CountdLibp2p } from './node.js'
@@ -45,6 +45,8 @@ export class Network {
   private readonly membersOffered = new Map<string, { fingerprint: string, at: number }>()
   /** Per peer: when an anti-entropy exchange with it last completed. */
   private readonly lastSynced = new Map<string, number>()
+  /** Exchanges each peer is running with us right now (we serve them). */
+  private readonly serving = new Map<string, number>()
   private readonly syncHost: SyncHost
   private readonly warnedOldPeers = new Set<string>()
   private stopped = false
@@ -72,7 +74,7 @@ export class Network {
     this.node = await createNode(this.privateKey, this.opts.listen, this.opts.swarmKey, this.opts.libp2pMetrics)
     this.gossip = new DeltaGossip(this.node, this.replica, this.opts.gossipBatchMs, this.log)
     this.dialer = new Dialer(this.node, this.replica, this.opts.peers, this.log)
-    await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void serveSync(this.syncHost, stream, conn) }, { maxInboundStreams: 8 })
+    await this.node.handle(SYNC_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8 })
     await this.node.handle(READ_PROTOCOL, stream => { void serveState(this.replica, stream) }, { maxInboundStreams: 64 })
     // Nodes of an older wire version: refuse, and say so once per peer.
     await this.node.handle(OLD_PROTOCOLS, (stream, conn) => {
@@ -183,14 +185,19 @@ export class Network {
   /**
    * Periodic anti-entropy. One exchange repairs both sides, so of each pair
    * only the node with the smaller id starts it, unless none completed for
-   * a while (the other side may be unable to).
+   * a while (the other side may be unable to); neither starts one while the
+   * peer runs one with it.
    */
   private syncAll (): void {
     if (this.stopped) return
     const overdue = Date.now() - this.opts.syncIntervalMs - OVERDUE_MARGIN_MS
     for (const peer of this.node.getPeers()) {
       const id = peer.toString()
-      if (this.replica.id < id || (this.lastSynced.get(id) ?? 0) < overdue) void this.syncWith(peer)
+      // Not while the peer runs an exchange with us: one exchange of a big
+      // repair can outlast the overdue time (10M items, 1 % missing: 2-5 s
+      // each), and a second chain the other way read and sent it all twice.
+      const busy = (this.serving.get(id) ?? 0) > 0
+      if (!busy && (this.replica.id < id || (this.lastSynced.get(id) ?? 0) < overdue)) void this.syncWith(peer)
     }
   }
 
@@ -207,6 +214,18 @@ export class Network {
     if (last !== undefined && last.fingerprint === fingerprint && now - last.at < MEMBERS_RESEND_MS) return undefined
     this.membersOffered.set(peer, { fingerprint, at: now })
     return members
+  }
+
+  private async serve (stream: Stream, conn: Connection): Promise<void> {
+    const id = conn.remotePeer.toString()
+    this.serving.set(id, (this.serving.get(id) ?? 0) + 1)
+    try {
+      await serveSync(this.syncHost, stream, conn)
+    } finally {
+      const n = (this.serving.get(id) ?? 1) - 1
+      if (n > 0) this.serving.set(id, n)
+      else this.serving.delete(id)
+    }
   }
 
   private async syncWith (peer: PeerId): Promise<void> {
