@@ -99,6 +99,15 @@ function newerThan (mine: Entry[], theirs: Entry[]): Entry[] {
   return [...ours.values()]
 }
 
+/** The subtrees a frame names ({d: depth, n: [nodes]}), checked. */
+function namedIn (v: unknown): { d: number, nodes: number[] } {
+  const { d, n } = (v ?? {}) as { d?: unknown, n?: unknown }
+  if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > DEPTH || !Array.isArray(n)) throw new ProtocolError('bad entries header')
+  const limit = 1 << (BITS_PER_LEVEL * d)
+  if (!n.every(x => Number.isInteger(x) && x >= 0 && x < limit)) throw new ProtocolError('bad node index')
+  return { d, nodes: n as number[] }
+}
+
 /**
  * Our entries whose fingerprint the peer did not send (it lacks them, or
  * holds another value), and the indices of its fingerprints we have no entry
@@ -147,7 +156,7 @@ export interface SyncProgress {
    * differed when the first exchange began is in the descent's list, so the
    * exchange that ends it is complete in the sense consistent reads need.
    */
-  rest?: { depth: number, nodes: number[] }
+  rest?: { depth: number, nodes: number[], total: number }
   /**
    * A partial exchange's received entries, still being merged: the next
    * exchange of the sweep runs meanwhile (a sweep is steered by its cursor,
@@ -191,8 +200,16 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
   const { replica } = host
   const { digest, lookup } = replica
   try {
+    // A continuation knows what it will name: p tells the responder, which reads them while we do.
+    const rest = resume === undefined ? previous?.rest : undefined
+    const carried = rest === undefined ? undefined : namedNodes(rest.nodes, rest.total, rest.depth, budget)
     // b: our budget, so the responder can read the entries of the subtrees we will name while we read ours.
-    await io.write({ ...helloFrame(host, remote.toString()), h: hashBytes(digest.hashes(0, [0])), b: budget })
+    await io.write({
+      ...helloFrame(host, remote.toString()),
+      h: hashBytes(digest.hashes(0, [0])),
+      b: budget,
+      ...(rest !== undefined && carried !== undefined ? { p: { d: rest.depth, n: carried } } : {})
+    })
     const hello = await io.read('hello')
     const theirEntries = acceptHello(host, hello, remote)
     // The responder read our hello before answering: it knows our replica id.
@@ -208,23 +225,29 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     } else if (resume !== undefined || replica.entryCount === 0 || theirEntries === 0) {
       part = sweep(total, budget, resume)
     } else {
-      const rest = previous?.rest
-      if (rest !== undefined) {
+      let nodes: number[] | undefined
+      let left: number[] = []
+      let restTotal = total
+      if (rest !== undefined && carried !== undefined) {
         depth = rest.depth
-        differing = rest.nodes
+        nodes = carried
+        left = rest.nodes.slice(carried.length)
+        restTotal = rest.total
       } else {
         while (differing.length > 0 && descendsBelow(total, depth)) {
-          const nodes = childrenOf(differing)
+          const children = childrenOf(differing)
           depth++
-          await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, nodes)) })
-          differing = selectByBitset((await io.read('x')).x, nodes)
+          await io.write({ k: 'h', h: hashBytes(digest.hashes(depth, children)) })
+          differing = selectByBitset((await io.read('x')).x, children)
+        }
+        if (differing.length > 0) {
+          // Over the budget: the first differing subtrees now, the rest in the next exchanges.
+          nodes = namedNodes(differing, total, depth, budget)
+          left = differing.slice(nodes.length)
         }
       }
-      if (differing.length > 0) {
-        // Over the budget: the first differing subtrees now, the rest in the next exchanges.
-        const nodes = namedNodes(differing, total, depth, budget)
-        const left = differing.slice(nodes.length)
-        part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left } } }
+      if (nodes !== undefined) {
+        part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left, total: restTotal } } }
         byFingerprint = hello.f === 1 && perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
       }
     }
@@ -294,7 +317,15 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       entries.catch(() => {}) // awaited below if used; a failed read is read again there
       prefetched = { depth, nodes: named, entries }
     }
-    prefetchIfLast()
+    if (hello.p !== undefined) {
+      // A continuation of a repair names its subtrees in the hello: read them now.
+      const { d, nodes: named } = namedIn(hello.p)
+      const entries = replica.entriesUnder(d, named)
+      entries.catch(() => {})
+      prefetched = { depth: d, nodes: named, entries }
+    } else {
+      prefetchIfLast()
+    }
     let merging: Promise<void> = Promise.resolve()
     let first = true
     while (true) {
@@ -316,12 +347,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       }
       if (f.k !== 'e' && f.k !== 'eh') throw new ProtocolError(`unexpected ${String(f.k)} frame`)
       // Entries: the initiator names the subtrees explicitly.
-      const d = f.d
-      const n = f.n
-      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > DEPTH || !Array.isArray(n)) throw new ProtocolError('bad entries header')
-      const limit = 1 << (BITS_PER_LEVEL * d)
-      if (!n.every(x => Number.isInteger(x) && x >= 0 && x < limit)) throw new ProtocolError('bad node index')
-      const asked = n as number[]
+      const { d, nodes: asked } = namedIn(f)
       const mineUnder = async (): Promise<Entry[]> => {
         const early = prefetched !== undefined && prefetched.depth === d && sameNodes(prefetched.nodes, asked) ? await prefetched.entries.catch(() => undefined) : undefined
         return early ?? await replica.entriesUnder(d, asked)

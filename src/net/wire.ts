@@ -18,7 +18,7 @@
 //   {t: sentAt ms, g}                           the publisher's own new entries
 //   {t: sentAt ms, z: deflate-raw(CBOR of g), w?: window bits (9-15, default 15)}   the same, when g is 256 bytes or more
 // Anti-entropy (/countd/sync/2), one exchange per stream:
-//   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, b?: entry budget, m?: members}
+//   I->R {k:'hello', v:2, id, a: addrs, n: #entries, h: root hash, b?: entry budget, p?: {d, n: [nodes]} (a continuation: what it will name), m?: members}
 //   R->I {k:'hello', v:2, id, a, n, x: bitset of differing roots, f?: 1 (takes 'eh'), m?}
 //   I->R {k:'h', h: hashes of the children of differing nodes}   } per level
 //   R->I {k:'x', x: bitset}                                       }
