@@ -1,4 +1,4 @@
-// countd benchmarks. Usage (after `npx tsc -p .`):
+// countd benchmarks. Usage (after `npm run build`):
 //   npm run bench [-- --quick] [--only 1,6] [--repeats N] [--out DIR] [--profile]
 //
 //   --quick     shorter runs, fewer repeats, 100k names in section 5 and 1M items in section 10 (< 3 min on 2 cores)
@@ -130,7 +130,7 @@ function machineSpeedMs (): number {
 async function main (): Promise<void> {
   const o = parseArgs(process.argv.slice(2))
   installCleanup()
-  if (!existsSync(join(repoRoot, 'dist', 'src', 'cli', 'main.js'))) usage(`countd is not built (${countdBin} needs dist/): run npx tsc -p . first`)
+  if (!existsSync(join(repoRoot, 'dist', 'countd.mjs'))) usage(`countd is not built (${countdBin} needs dist/countd.mjs): run npm run build first`)
   const repeats = o.repeats ?? 5
   mkdirSync(o.out, { recursive: true })
   const profileDir = join(o.out, 'profiles')

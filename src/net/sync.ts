@@ -113,7 +113,7 @@ function namedIn (v: unknown): { d: number, nodes: number[] } {
  * holds another value), and the indices of its fingerprints we have no entry
  * for. An equal fingerprint is the same key, sub and value (64 bits).
  */
-function byFingerprints (mine: Entry[], mineHashes: Uint32Array, theirs: Uint32Array): { send: Entry[], lacking: number[] } {
+function matchFingerprints (mine: Entry[], mineHashes: Uint32Array, theirs: Uint32Array): { send: Entry[], lacking: number[] } {
   const set = (h: Uint32Array): HashSet128 => {
     const s = new HashSet128({ shardBits: 4 })
     for (let i = 0; i < h.length; i += 2) s.add(h[i], h[i + 1], 0, 0)
@@ -202,13 +202,13 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
   try {
     // A continuation knows what it will name: p tells the responder, which reads them while we do.
     const rest = resume === undefined ? previous?.rest : undefined
-    const carried = rest === undefined ? undefined : namedNodes(rest.nodes, rest.total, rest.depth, budget)
+    const carried = rest === undefined ? undefined : { ...rest, named: namedNodes(rest.nodes, rest.total, rest.depth, budget) }
     // b: our budget, so the responder can read the entries of the subtrees we will name while we read ours.
     await io.write({
       ...helloFrame(host, remote.toString()),
       h: hashBytes(digest.hashes(0, [0])),
       b: budget,
-      ...(rest !== undefined && carried !== undefined ? { p: { d: rest.depth, n: carried } } : {})
+      ...(carried !== undefined ? { p: { d: carried.depth, n: carried.named } } : {})
     })
     const hello = await io.read('hello')
     const theirEntries = acceptHello(host, hello, remote)
@@ -227,12 +227,10 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
     } else {
       let nodes: number[] | undefined
       let left: number[] = []
-      let restTotal = total
-      if (rest !== undefined && carried !== undefined) {
-        depth = rest.depth
-        nodes = carried
-        left = rest.nodes.slice(carried.length)
-        restTotal = rest.total
+      if (carried !== undefined) {
+        depth = carried.depth
+        nodes = carried.named
+        left = carried.nodes.slice(nodes.length)
       } else {
         while (differing.length > 0 && descendsBelow(total, depth)) {
           const children = childrenOf(differing)
@@ -247,7 +245,8 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
         }
       }
       if (nodes !== undefined) {
-        part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left, total: restTotal } } }
+        // A chain names its subtrees by the total of its first descent.
+        part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left, total: carried?.total ?? total } } }
         byFingerprint = hello.f === 1 && perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
       }
     }
@@ -310,19 +309,19 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     const total = Math.max(theirEntries, ours.n as number)
     const budget = typeof hello.b === 'number' && hello.b >= 1 ? hello.b : SYNC_ENTRY_BUDGET
     let prefetched: { depth: number, nodes: number[], entries: Promise<Entry[]> } | undefined
+    const readAhead = (at: number, named: number[]): void => {
+      const entries = replica.entriesUnder(at, named)
+      entries.catch(() => {}) // awaited below if used; a failed read is read again there
+      prefetched = { depth: at, nodes: named, entries }
+    }
     const prefetchIfLast = (): void => {
       if (diff.length === 0 || descendsBelow(total, depth)) return
-      const named = namedNodes(diff.map(i => nodes[i]), total, depth, budget)
-      const entries = replica.entriesUnder(depth, named)
-      entries.catch(() => {}) // awaited below if used; a failed read is read again there
-      prefetched = { depth, nodes: named, entries }
+      readAhead(depth, namedNodes(diff.map(i => nodes[i]), total, depth, budget))
     }
     if (hello.p !== undefined) {
       // A continuation of a repair names its subtrees in the hello: read them now.
       const { d, nodes: named } = namedIn(hello.p)
-      const entries = replica.entriesUnder(d, named)
-      entries.catch(() => {})
-      prefetched = { depth: d, nodes: named, entries }
+      readAhead(d, named)
     } else {
       prefetchIfLast()
     }
@@ -357,7 +356,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
         if (typeof f.c !== 'number' || !Number.isInteger(f.c) || f.c < 0 || f.c * 8 > MAX_FRAME) throw new ProtocolError('bad fingerprint count')
         const theirHashes = hashesFrom(f.h, f.c)
         const mine = await mineUnder()
-        const { send, lacking } = byFingerprints(mine, entryHashes(mine, lookup), theirHashes)
+        const { send, lacking } = matchFingerprints(mine, entryHashes(mine, lookup), theirHashes)
         metrics.syncEntriesSent.inc(send.length)
         await io.writeEntries(send, lookup, { x: toBitset(lacking, f.c) })
         const theirs = (await io.readEntries(lookup)).entries
