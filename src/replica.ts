@@ -17,7 +17,7 @@ import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './me
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
 import { Map128 } from './util/map128.js'
-import { itemHash } from './crdt/itemhash.js'
+import { itemHash, itemLeaf } from './crdt/itemhash.js'
 import { typedView, bytesOf, packParts, unpackParts } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
@@ -143,12 +143,11 @@ export class Replica {
    * result is returned. Throws NotJoinedError, DiskFullError or
    * StorageError; then nothing was written or counted.
    */
-  async writeOwn<T> (entries: Entry[], answer: () => T, records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<T> {
+  async writeOwn<T> (entries: PlacedEntry[], answer: () => T, records: Array<[string, IdempotencyRecord]> = [], meta: Array<[string, string]> = []): Promise<T> {
     // Right after start, wait briefly for the join rather than refuse.
     if (!this.writable() && !await this.gate.whenWritable(JOIN_WAIT_MS)) throw new NotJoinedError()
-    const placed = entries.map(e => this.place(e))
-    await this.store.writeDurable(placed, records, meta)
-    for (const e of placed) this.apply(e)
+    await this.store.writeDurable(entries, records, meta)
+    for (const e of entries) this.apply(e)
     const result = answer()
     if (entries.length > 0) this.localDelta.emit(entries)
     return result
@@ -163,7 +162,7 @@ export class Replica {
     const candidates: PlacedEntry[] = []
     for (const e of entries) {
       const state = this.states.get(e.ds)
-      if (state !== undefined && e.value > state.get(e.key, e.sub)) candidates.push(this.place(e))
+      if (state !== undefined && e.value > state.get(e.key, e.sub)) candidates.push(this.placed(e))
     }
     if (candidates.length === 0) return []
     const grown: Entry[] = []
@@ -196,8 +195,9 @@ export class Replica {
 
   async meta (name: string): Promise<string | undefined> { return await this.store.meta(name) }
 
-  private place (e: Entry): PlacedEntry {
-    return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: this.leafOf(e) }
+  /** An entry with its leaf (what writeOwn takes). */
+  placed (e: Entry): PlacedEntry {
+    return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: this.leafOf(e), firstWrite: false }
   }
 
   private apply (e: PlacedEntry): boolean {
@@ -270,10 +270,10 @@ export class Replica {
    */
   async incrementMany (items: Array<[string, bigint]>, records: Array<[string, IdempotencyRecord]> = []): Promise<bigint[]> {
     if (!this.writable() && !await this.gate.whenWritable(JOIN_WAIT_MS)) throw new NotJoinedError()
-    const entries: Entry[] = items.map(([name, by]) => {
+    const entries: PlacedEntry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
       this.ownPending.set(name, count)
-      return { ds: counterKind.tag, key: name, sub: this.id, value: count }
+      return { ds: counterKind.tag, key: name, sub: this.id, value: count, leaf: counterKind.leafOf(name, this.id), firstWrite: false }
     })
     try {
       const values = await this.writeOwn(entries, () => entries.map(e => {
@@ -299,7 +299,7 @@ export class Replica {
    * write too: an acknowledged pair is always durable.
    */
   async addItems (items: Array<{ tenant: string, id: string }>): Promise<{ accepted: number, added: number }> {
-    const fresh: Entry[] = []
+    const fresh: PlacedEntry[] = []
     const freshHashes = new Uint32Array(items.length * 4)
     const waitFor = new Set<Promise<unknown>>()
     // Settles with this request's write: others that send a pair of it meanwhile wait for it.
@@ -319,7 +319,8 @@ export class Replica {
       }
       this.pendingItems.set(h, mine)
       freshHashes.set(h, fresh.length * 4)
-      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n })
+      // New here and in no other request's write: its key is written once (PlacedEntry.firstWrite).
+      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n, leaf: itemLeaf(h[0]), firstWrite: true })
     }
     try {
       const added = await this.writeOwn(fresh, () => fresh.length)

@@ -83,7 +83,7 @@ export class IdAgent {
       const view = { claims: this.replica.slots, me: this.replica.id, active: this.replica.members.active().map(m => m.id) }
       const confirms = toConfirm(view)
       if (confirms.length > 0) {
-        await this.replica.writeOwn(confirms.map(c => ({ ds: slotKind.tag, key: String(c.slot), sub: c.sub, value: 1n })), () => {})
+        await this.replica.writeOwn(confirms.map(c => this.replica.placed({ ds: slotKind.tag, key: String(c.slot), sub: c.sub, value: 1n })), () => {})
       }
       this.state = slotState(view)
       const s = this.state
@@ -114,7 +114,7 @@ export class IdAgent {
       if (mine !== undefined && mine >= time) time = mine + 1n
     }
     this.opts.log.info({ slot }, 'claiming node slot for IDs')
-    await this.replica.writeOwn([{ ds: slotKind.tag, key: String(slot), sub: slotSub(this.replica.id, this.replica.id), value: time }], () => {})
+    await this.replica.writeOwn([this.replica.placed({ ds: slotKind.tag, key: String(slot), sub: slotSub(this.replica.id, this.replica.id), value: time })], () => {})
   }
 
   private async issueFrom (slot: number): Promise<void> {

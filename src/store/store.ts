@@ -58,7 +58,16 @@ import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
 export { DataDirLockedError }
 
 /** An entry with its digest-tree leaf, as the store keeps it. */
-export interface PlacedEntry extends Entry { leaf: number }
+export interface PlacedEntry extends Entry {
+  leaf: number
+  /**
+   * Set by a writer of own entries that knows the key holds nothing yet and
+   * is written only once until its fold lands (an item new to the replica):
+   * the fold then takes it as it is, without looking the key up among the
+   * waiting ones (that lookup was 9 % of POST /items).
+   */
+  firstWrite?: boolean
+}
 
 export interface MemberRecord {
   id: string
@@ -76,11 +85,17 @@ export interface IdempotencyRecord {
   expiresAt: number
 }
 
-type BatchOp = { type: 'put', key: string, value: string, grows?: bigint } | { type: 'del', key: string }
+type BatchOp = { type: 'put', key: string, value: string, grows?: bigint, once?: boolean } | { type: 'del', key: string }
 
-/** Own writes in the journal but not in their own keys yet: the newest op of each key, and the journal files of their records. */
-interface Fold { ops: Map<string, BatchOp>, files: number[] }
-const newFold = (): Fold => ({ ops: new Map(), files: [] })
+/**
+ * Own writes in the journal but not in their own keys yet: the newest op of
+ * each key, the first writes (PlacedEntry.firstWrite) as they came (written
+ * before `ops`, so a later op of the same key lands over them), and the
+ * journal files of their records.
+ */
+interface Fold { ops: Map<string, BatchOp>, once: BatchOp[], files: number[] }
+const newFold = (): Fold => ({ ops: new Map(), once: [], files: [] })
+const foldSize = (f: Fold): number => f.ops.size + f.once.length
 
 interface Waiter {
   /** Runs synchronously right after the batch is written, before the next one starts. */
@@ -131,7 +146,7 @@ const JOURNAL_KEY = 'meta/journal'
 const idempotencyKey = (key: string): string => `i/${key}`
 
 function entryOp (e: PlacedEntry): BatchOp {
-  return { type: 'put', key: entryKey(e), value: e.value.toString(), grows: e.value }
+  return { type: 'put', key: entryKey(e), value: e.value.toString(), grows: e.value, once: e.firstWrite === true }
 }
 
 function parseEntryKey (key: string, value: string): PlacedEntry {
@@ -367,7 +382,10 @@ export class Store {
     }
     const file = await this.journal.append(record)
     const fold = this.pendingFold
-    for (const op of ops) keepLargest(fold.ops, op)
+    for (const op of ops) {
+      if (op.type === 'put' && op.once === true) fold.once.push(op)
+      else keepLargest(fold.ops, op)
+    }
     fold.files.push(file)
     this.foldSoon()
   }
@@ -376,7 +394,7 @@ export class Store {
   private get pendingFold (): Fold { return this.folds[this.folds.length - 1] }
 
   private foldSoon (): void {
-    if (this.pendingFold.ops.size >= FOLD_KEYS) this.fold()
+    if (foldSize(this.pendingFold) >= FOLD_KEYS) this.fold()
     else this.foldTimer ??= setTimeout(() => { this.fold() }, FOLD_DELAY_MS).unref()
   }
 
@@ -396,7 +414,7 @@ export class Store {
     // One batch, not slices of it written one after the other: sliced, the
     // ops of a busy node stayed unfolded (and in memory) longer, and RSS
     // while loading 1M items went from ~300 to ~500 MB.
-    this.lazy.writeBulk(fold.ops.values()).then(() => {
+    this.lazy.writeBulk([...fold.once, ...fold.ops.values()]).then(() => {
       this.folds = this.folds.filter(f => f !== fold)
       for (const file of fold.files) this.journal.folded(file)
     }, () => {
@@ -579,6 +597,7 @@ export class Store {
     // overlay value never hides a newer stored one).
     const overlay: Array<{ key: string, value: string, grows: bigint }> = []
     for (const fold of this.folds) {
+      for (const op of fold.once) if (op.type === 'put' && op.grows !== undefined && inRanges(op.key, ranges)) overlay.push({ key: op.key, value: op.value, grows: op.grows })
       for (const [key, op] of fold.ops) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push({ key, value: op.value, grows: op.grows })
     }
     if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {

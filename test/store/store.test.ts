@@ -192,6 +192,20 @@ describe('Store (LevelDB)', function () {
     assert.deepEqual([...asMap(await allEntries(s2))], [['a|r', 8n]])
   })
 
+  it('first writes (an entry new to the store) are read before and after their fold, and a later write of the key lands over them', async () => {
+    const s = await openStore()
+    const first = { ...ce('b', 'r', 1n), firstWrite: true }
+    await s.writeDurable([first, { ds: 's', key: 't1', sub: 'x', value: 1n, leaf: 7, firstWrite: true }])
+    await s.writeDurable([ce('b', 'r', 4n)]) // same fold window: the coalesced op of the key is newer
+    assert.deepEqual((await s.entriesUnder('c', [''])).map(e => [e.key, e.value]), [['b', 4n]])
+    assert.deepEqual((await s.entriesUnder('s', [''])).map(e => [e.key, e.sub, e.value]), [['t1', 'x', 1n]])
+    await new Promise(resolve => setTimeout(resolve, 700)) // past the fold delay: both folded into LevelDB
+    assert.deepEqual((await s.entriesUnder('c', [''])).map(e => [e.key, e.value]), [['b', 4n]])
+    await closeStore(s)
+    const s2 = await openStore()
+    assert.deepEqual([...asMap(await allEntries(s2))].sort(), [['b|r', 4n], ['t1|x', 1n]])
+  })
+
   it('entriesUnder returns exactly the entries under any set of digest-tree nodes', async () => {
     const s = await openStore()
     const all: PlacedEntry[] = []
