@@ -5,7 +5,26 @@
 // nothing else on it can be trusted.
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+
+/**
+ * Responses of each connection not finished yet. A framing error after
+ * pipelined requests (`POST ... 1GARBAGE`) must not cut off their answers:
+ * the 400 waits for them, else a client that saw only the 400 retries a
+ * write that was counted.
+ */
+const unfinished = new WeakMap<Socket, Set<{ req: IncomingMessage, closed: Promise<void> }>>()
+
+/** Track a response of its connection until it is finished or its socket closes (answerClientError waits for it). */
+export function trackResponse (req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket
+  let set = unfinished.get(socket)
+  if (set === undefined) unfinished.set(socket, set = new Set())
+  const mine = set
+  const entry = { req, closed: new Promise<void>(resolve => { res.once('close', resolve) }) }
+  mine.add(entry)
+  void entry.closed.then(() => { mine.delete(entry) })
+}
 
 /** Status and message for an llhttp error code (`HPE_*`) or a server timeout. */
 export function clientErrorReply (code: string | undefined): { status: number, message: string } {
@@ -26,14 +45,23 @@ export function clientErrorReply (code: string | undefined): { status: number, m
 
 /** `server.on('clientError', answerClientError)`. */
 export function answerClientError (err: NodeJS.ErrnoException, socket: Socket): void {
-  // The peer went away, or a response is already on its way: just close.
-  const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage
-  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+  // The peer went away: just close.
+  if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy()
     return
   }
   const { status, message } = clientErrorReply(err.code)
-  answerRaw(socket, status, message)
+  // Requests received whole are answered first, in order; then the error
+  // and close. (A request whose body the error cut is not waited for.)
+  const earlier = [...unfinished.get(socket) ?? []].filter(r => r.req.complete).map(async r => await r.closed)
+  if (earlier.length === 0) {
+    answerRaw(socket, status, message)
+    return
+  }
+  void Promise.all(earlier).then(() => {
+    if (socket.writable) answerRaw(socket, status, message)
+    else socket.destroy()
+  })
 }
 
 /** Write a JSON error straight to a socket no response object owns, and close it. */

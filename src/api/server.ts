@@ -10,7 +10,7 @@ import { Router } from './router.js'
 import { HttpError, badRequest } from './errors.js'
 import { sendError, sendJson } from './reply.js'
 import { buildOpenApi } from './openapi.js'
-import { answerClientError, answerRaw } from './client-error.js'
+import { answerClientError, answerRaw, trackResponse } from './client-error.js'
 import { counterRoutes } from './routes/counters.js'
 import { itemRoutes } from './routes/items.js'
 import { idRoutes } from './routes/ids.js'
@@ -38,7 +38,10 @@ export function createApi (d: ApiDeps): Server {
   const router = new Router(declareRoutes(d))
   // requireHostHeader off: node:http's own 400 for a missing Host has no
   // body; dispatch answers it with the JSON error every other error gets.
-  const server = createServer({ requireHostHeader: false }, (req, res) => { void dispatch(router, d, req, res) })
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
+    trackResponse(req, res)
+    void dispatch(router, d, req, res)
+  })
   server.on('clientError', answerClientError)
   // Answers node:http would otherwise send bare (417) or not at all (CONNECT).
   server.on('checkExpectation', (_req, res) => { sendError(res, new HttpError(417, 'only "Expect: 100-continue" is supported')) })

@@ -37,7 +37,7 @@
 //   I->R {k:'read', v:2, ds: tag, key}
 //   R->I {k:'state', s, g, m: members}
 // members: [[id, [addr, ...], lastSeen ms, retiredAt ms (0 = never)], ...]
-import { encode, decode } from 'cborg'
+import { encode, decode, Tokenizer, Type, type Token } from 'cborg'
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
@@ -289,6 +289,31 @@ export function encodeFrame (frame: Frame): Uint8Array {
   return encode(frame)
 }
 
+const keepingBom = new TextDecoder('utf-8', { ignoreBOM: true })
+/** cborg's default decode options: its own tokenizer gets them merged in, a custom one only what it is given. */
+const DECODE_OPTIONS = { strict: false, allowIndefinite: true, allowUndefined: true, allowBigInt: true }
+
+/**
+ * cborg's tokenizer, except that a text string starting with U+FEFF keeps
+ * it: cborg decodes text with a TextDecoder that drops a leading BOM, and an
+ * item id may start with one (a peer stored "z" for "\ufeffz", echoed it
+ * back as a new item, and dropped a message with "\ufeff" as an empty id).
+ */
+class TextKeepingTokenizer extends Tokenizer {
+  next (): Token {
+    const start = this._pos
+    const token = super.next()
+    if (token.type === Type.string) {
+      // The text follows the head: 1 byte, plus 1, 2, 4 or 8 of length.
+      const info = this.data[start] & 0x1f
+      const from = start + (info < 24 ? 1 : 1 + (1 << (info - 24)))
+      const d = this.data
+      if (d[from] === 0xef && d[from + 1] === 0xbb && d[from + 2] === 0xbf) token.value = keepingBom.decode(d.subarray(from, this._pos))
+    }
+    return token
+  }
+}
+
 /**
  * Decode one frame. A frame that states a version must state this one: a
  * node of another wire version is refused, not misread.
@@ -296,7 +321,10 @@ export function encodeFrame (frame: Frame): Uint8Array {
 export function decodeFrame (bytes: Uint8Array): Frame {
   let f: unknown
   try {
-    f = decode(bytes)
+    // A plain Uint8Array, as cborg makes of its input itself: a Buffer's
+    // slice() is a view, and byte strings would alias the receive buffer.
+    const data = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+    f = decode(data, { ...DECODE_OPTIONS, tokenizer: new TextKeepingTokenizer(data, DECODE_OPTIONS) })
   } catch (err: any) {
     throw new ProtocolError(`undecodable message: ${err.message}`)
   }

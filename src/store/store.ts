@@ -508,12 +508,24 @@ export class Store {
       throw new Error(`cannot create data dir ${dir}: ${String(err?.code ?? err?.message)}`)
     }
     const db = new Level<string, string>(dir, { writeBufferSize: WRITE_BUFFER_BYTES })
-    try {
-      await db.open()
-    } catch (err: any) {
-      if (err?.cause?.code === 'LEVEL_LOCKED') throw new DataDirLockedError(dir)
-      throw new Error(`cannot open data dir ${dir}: ${err?.cause?.message ?? err?.message}`)
+    // A snapshot file a killed process was writing: nobody reads it, and on a
+    // full disk its space is what LevelDB needs to open. Removed only once
+    // the open failed for something else than another countd holding the dir.
+    const staleSnapshot = join(dir, 'snapshot.bin.tmp')
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await db.open()
+        break
+      } catch (err: any) {
+        if (err?.cause?.code === 'LEVEL_LOCKED') throw new DataDirLockedError(dir)
+        if (attempt === 0 && existsSync(staleSnapshot)) {
+          rmSync(staleSnapshot, { force: true })
+          continue
+        }
+        throw new Error(`cannot open data dir ${dir}: ${err?.cause?.message ?? err?.message}`)
+      }
     }
+    rmSync(staleSnapshot, { force: true }) // the dir is ours now (LevelDB's lock)
     const store = new Store(db, dir)
     try {
       if (leafOf !== undefined) await store.migrateV1(leafOf)
@@ -900,16 +912,24 @@ function snapshotRecord (chunks: Uint8Array[]): string {
  * place. Async writes of at most 4 MiB, so a running node keeps serving.
  */
 async function writeFileSynced (file: string, chunks: Uint8Array[]): Promise<void> {
-  const fh = await open(`${file}.tmp`, 'w')
+  const tmp = `${file}.tmp`
+  const fh = await open(tmp, 'w')
   try {
-    for (const bytes of chunks) {
-      for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, Math.min(bytes.length - off, 1 << 22))).bytesWritten
+    try {
+      for (const bytes of chunks) {
+        for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, Math.min(bytes.length - off, 1 << 22))).bytesWritten
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
     }
-    await fh.sync()
-  } finally {
-    await fh.close()
+  } catch (err) {
+    // A half-written file (a full disk) must not keep the space: the next
+    // start, with the disk as full as before, could not open LevelDB.
+    rmSync(tmp, { force: true })
+    throw err
   }
-  renameSync(`${file}.tmp`, file)
+  renameSync(tmp, file)
 }
 
 /**

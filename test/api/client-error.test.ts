@@ -5,7 +5,7 @@ import { connect } from 'node:net'
 import { Cluster, type CountdNode } from '../../scripts/cluster.js'
 
 /** Write raw bytes, read until the server closes; resolve with status, headers and body. */
-async function rawExchange (node: CountdNode, bytes: string): Promise<{ status: number, head: string, body: string }> {
+async function rawExchange (node: CountdNode, bytes: string): Promise<{ status: number, head: string, body: string, raw: string }> {
   const url = new URL(node.url)
   return await new Promise((resolve, reject) => {
     const socket = connect(Number(url.port), url.hostname)
@@ -15,7 +15,7 @@ async function rawExchange (node: CountdNode, bytes: string): Promise<{ status: 
     socket.on('error', reject)
     socket.on('close', () => {
       const [head, body = ''] = data.split('\r\n\r\n')
-      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body })
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body, raw: data })
     })
     socket.setTimeout(5000, () => { socket.destroy(new Error(`no close after: ${data}`)) })
     socket.write(bytes)
@@ -56,6 +56,18 @@ describe('HTTP errors before routing', function () {
     const r = await rawExchange(n, 'GET http://x/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     assert.equal(r.status, 200, r.head)
     assert.equal(r.body, 'ok')
+  })
+
+  it('garbage after pipelined writes: their answers first, in order, then the 400 (a client told only 400 would retry a counted write)', async () => {
+    for (const bytes of [
+      'POST /counter/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1GARBAGE\r\n\r\n',
+      'POST /counter/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n2POST /counter/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n3GARBAGE\r\n\r\n'
+    ]) {
+      const r = await rawExchange(n, bytes)
+      const statuses = [...r.raw.matchAll(/HTTP\/1\.1 (\d{3})/g)].map(m => Number(m[1]))
+      assert.deepEqual(statuses, bytes.includes('2POST') ? [200, 200, 400] : [200, 400], r.raw)
+    }
+    assert.equal(await (await fetch(`${n.url}/counter/pipe/value`)).text(), '6')
   })
 
   it('counted nothing and still serves', async () => {

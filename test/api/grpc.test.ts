@@ -92,6 +92,30 @@ describe('gRPC countd.v1.Countd', function () {
     assert.equal(service.itemCount('t1'), 2)
   })
 
+  it('undecodable requests and ids that are not UTF-8: INVALID_ARGUMENT and nothing changes; a leading U+FEFF is kept', async () => {
+    const raw = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure())
+    const send = async (method: string, bytes: Buffer): Promise<unknown> => await new Promise((resolve, reject) => {
+      raw.makeUnaryRequest(`/countd.v1.Countd/${method}`, (b: Buffer) => b, (b: Buffer) => b, bytes, (e, r) => { if (e !== null) reject(e); else resolve(r) })
+    })
+    const field = (n: number, bytes: Buffer): Buffer => Buffer.concat([Buffer.from([n << 3 | 2, bytes.length]), bytes])
+    const addItems = (id: Buffer): Buffer => field(1, Buffer.concat([field(1, Buffer.from('u8')), field(2, id)]))
+    try {
+      const cut = await status(send('Increment', Buffer.from([0xff, 0xff, 0xff]))) // a varint that never ends
+      assert.equal(cut.code, grpc.status.INVALID_ARGUMENT)
+      assert.match(cut.details, /^malformed Increment request/)
+      const bad = await status(send('AddItems', Buffer.concat([addItems(Buffer.from('ok')), addItems(Buffer.from([0xc3, 0x28]))])))
+      assert.equal(bad.code, grpc.status.INVALID_ARGUMENT)
+      assert.match(bad.details, /^items\[1\]: id is not valid UTF-8/)
+      assert.equal(service.itemCount('u8'), 0)
+      await send('AddItems', addItems(Buffer.from('\ufeffz')))
+      assert.equal(service.itemCount('u8'), 1)
+      assert.equal(await service.hasItem('u8', '\ufeffz'), true)
+      assert.equal(await service.hasItem('u8', 'z'), false)
+    } finally {
+      raw.close()
+    }
+  })
+
   it('UNAUTHENTICATED without the right bearer token', async () => {
     assert.equal((await status(call(cs, 'Increment', { name: 'locked' }))).code, grpc.status.UNAUTHENTICATED)
     assert.equal((await status(call(cs, 'Get', { name: 'locked' }, 'wrong'))).code, grpc.status.UNAUTHENTICATED)

@@ -85,6 +85,11 @@ describe('Redis protocol (RESP2)', function () {
     assert.equal(await redis.sadd('io-tenant', 'x', 'y', 'ünïcode'), 3)
     assert.equal(await redis.scard('io-tenant'), 3)
     assert.equal(await redis.sismember('io-tenant', 'ünïcode'), 1)
+    // A leading U+FEFF is part of the id (a decoder's default would drop it).
+    assert.equal(await redis.sadd('bom-tenant', '\ufeffa', '\ufeff'), 2)
+    assert.equal(await redis.sadd('bom-tenant', 'a'), 1)
+    assert.equal(await redis.sismember('bom-tenant', '\ufeff'), 1)
+    assert.equal(await redis.scard('bom-tenant'), 3)
     // ioredis turns integer replies into JS numbers (exact up to 2^53; use stringNumbers beyond).
     assert.equal(await redis.call('COUNTD.CONSISTENT', 'io.hits'), 9007199254740992)
     await assert.rejects(redis.call('HELLO', '3'), /NOPROTO/)

@@ -40,6 +40,25 @@ describe('wire format (src/net/wire.ts)', () => {
     }))
   })
 
+  it('text keeps every code point, a leading U+FEFF too (cborg\'s decoder would drop it), in frames and in deflated deltas', () => {
+    const subs = ['\ufeff', '\ufeffz', '\ufeff\ufeff', `\ufeff${'x'.repeat(40)}`, `\ufeff${'é'.repeat(100)}`, 'a\ufeff', '\ufffd(', '🙂']
+    const entries = subs.map(sub => ({ ds: 's', key: 't', sub, value: 1n }))
+    const bytes = encodeFrame({ k: 'e', ...packEntries(entries, lookup), end: true })
+    assert.deepEqual(canon(unpackEntries(decodeFrame(bytes), lookup)), canon(entries))
+    const many = Array.from({ length: 300 }, (_, i) => ({ ds: 's', key: 't', sub: `\ufeff${i}`, value: 1n }))
+    assert.deepEqual(canon(decodeDelta(encodeDelta({ sentAt: 1, entries: many }, lookup, R1), lookup, R1).entries), canon(many))
+    fc.assert(fc.property(fc.array(fc.record({ ds: fc.constant('s'), key: nameArb, sub: fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), value: fc.constant(1n) }), { maxLength: 20 }), es => {
+      assert.deepEqual(canon(unpackEntries(decodeFrame(encodeFrame({ k: 'e', ...packEntries(es, lookup), end: true })), lookup)), canon(es))
+    }))
+  })
+
+  it('byte strings decoded from a Buffer are copies (a receive buffer is reused after decoding)', () => {
+    const buf = Buffer.from(encodeFrame({ k: 'h', h: new Uint8Array([1, 2, 3, 4]) }))
+    const f = decodeFrame(buf)
+    buf.fill(0)
+    assert.deepEqual([...(f.h as Uint8Array)], [1, 2, 3, 4])
+  })
+
   it('gossip leaves out the sub of counters (it is the signer) and restores it from the signer', () => {
     const entries: Entry[] = [{ ds: 'c', key: 'hits', sub: R1, value: 5n }, { ds: 's', key: 't1', sub: 'item/1', value: 1n }]
     const bytes = encodeDelta({ sentAt: 123, entries }, lookup, R1)

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -251,6 +251,13 @@ describe('Store (LevelDB)', function () {
     } finally {
       await again.close()
     }
+  })
+
+  it('a snapshot file a killed process left half written is removed at open (on a full disk it held the space LevelDB needs)', async () => {
+    await closeStore(await openStore())
+    writeFileSync(join(dir, 'snapshot.bin.tmp'), Buffer.alloc(1000))
+    await closeStore(await openStore())
+    assert.equal(existsSync(join(dir, 'snapshot.bin.tmp')), false)
   })
 
   it('the dir can be reopened after close', async () => {

@@ -3,6 +3,7 @@
 // (src/errors.ts) to gRPC status codes; the API token travels as
 // `authorization: Bearer TOKEN` metadata.
 import { join } from 'node:path'
+import { isUtf8 } from 'node:buffer'
 import { packageRoot } from '../../paths.js'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
@@ -87,6 +88,47 @@ function handlers (service: CountdService, consistentTimeoutMs: number): Handler
   }
 }
 
+/**
+ * Calls `fn` with each length-delimited field (number, bytes) of a protobuf
+ * message, until it answers false; false then. The message decoded already,
+ * so its framing is sound.
+ */
+function everyBytesField (b: Uint8Array, fn: (field: number, bytes: Uint8Array) => boolean): boolean {
+  let p = 0
+  const varint = (): number => {
+    let v = 0
+    for (let scale = 1; ; scale *= 128) {
+      const c = b[p++]
+      v += (c & 0x7f) * scale
+      if (c < 0x80 || p >= b.length) return v
+    }
+  }
+  while (p < b.length) {
+    const key = varint()
+    const type = key % 8
+    if (type === 0) varint()
+    else if (type === 1) p += 8
+    else if (type === 5) p += 4
+    else if (type === 2) {
+      const n = varint()
+      if (!fn(Math.floor(key / 8), b.subarray(p, p + n))) return false
+      p += n
+    } else return true // groups (never in this proto): nothing to check
+  }
+  return true
+}
+
+/**
+ * The index of the first AddItemsRequest item (field 1) whose id (Item
+ * field 2) is not valid UTF-8, or -1. protobufjs decodes bad bytes to
+ * U+FFFD, so two different ids would count as one item; HTTP refuses them.
+ */
+export function badUtf8Item (request: Uint8Array): number {
+  let index = -1
+  const ok = everyBytesField(request, (field, item) => field !== 1 || (++index, everyBytesField(item, (f, bytes) => f !== 2 || isUtf8(bytes))))
+  return ok ? -1 : index
+}
+
 function toStatus (e: unknown): Partial<grpc.ServiceError> & { code: grpc.status, outcome: string } {
   if (e instanceof CountdError) {
     const metadata = new grpc.Metadata()
@@ -104,6 +146,23 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
   const meter = commandMeter('grpc')
   const pkg = loadCountdPackage() as any
   const definition = pkg.countd.v1.Countd.service as grpc.ServiceDefinition
+  // Requests reach the handlers as bytes and are decoded there: grpc-js
+  // answers a request it cannot decode with INTERNAL, and undecodable bytes
+  // are the client's mistake (INVALID_ARGUMENT); AddItems also checks its ids' bytes.
+  const rawDefinition: grpc.ServiceDefinition = Object.fromEntries(Object.entries(definition).map(([name, m]) => [name, { ...m, requestDeserialize: (b: Buffer) => b }]))
+  const decode = (method: string, bytes: Buffer): unknown => {
+    let req: unknown
+    try {
+      req = definition[method].requestDeserialize(bytes)
+    } catch (e: any) {
+      throw new BadInputError(`malformed ${method} request: ${String(e?.message ?? e)}`)
+    }
+    if (method === 'AddItems') {
+      const bad = badUtf8Item(bytes)
+      if (bad !== -1) throw new BadInputError(`items[${bad}]: id is not valid UTF-8`)
+    }
+    return req
+  }
   const checkNow = liveTokenCheck(tokenGetter(opts.token))
   const authorized = (md: grpc.Metadata): boolean => {
     const check = checkNow()
@@ -121,7 +180,7 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
         callback({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong API token: send metadata "authorization: Bearer TOKEN"' })
         return
       }
-      run(call.request).then(reply => {
+      new Promise(resolve => { resolve(run(decode(method, call.request as Buffer))) }).then(reply => {
         meter.done(label, 'ok', start)
         callback(null, reply)
       }, e => {
@@ -136,7 +195,7 @@ export async function startGrpcServer (service: CountdService, opts: GrpcServerO
   // before countd's own); its messages go to the node's log instead.
   grpc.setLogger({ error: (...a: unknown[]) => { log.debug({ grpc: a.join(' ') }, 'grpc-js') }, info: () => {}, debug: () => {} } as unknown as Partial<Console>)
   const server = new grpc.Server()
-  server.addService(definition, impl)
+  server.addService(rawDefinition, impl)
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => {
       if (e !== null) reject(e)

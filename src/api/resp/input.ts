@@ -4,7 +4,8 @@
 import { isValidName, isValidKey, parseIncrement, isValidItemId } from '../../validate.js'
 import { BadInputError } from '../../errors.js'
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of an item id, not a mark to drop.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** A Redis key naming a counter: the name rule plus ':' (src/validate.ts isValidKey; tenants keep checkName). */
 export function checkRedisKey (name: string, what = 'counter name'): string {
