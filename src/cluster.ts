@@ -10,6 +10,8 @@ import { createInterface } from 'node:readline'
 /** Repo root, from `dist/src/` (compiled) or the bundle alike. */
 export const repoRoot = packageRoot
 export const countdBin = join(repoRoot, 'bin', 'countd')
+/** The node flags of bin/countd's first line (`#!/usr/bin/env -S node FLAGS`): a node spawned as `node bin/countd` gets them too. */
+export const countdNodeFlags: string[] = (/\bnode\b(.*)$/.exec(readFileSync(countdBin, 'utf8').split('\n')[0])?.[1] ?? '').trim().split(/\s+/).filter(f => f !== '')
 
 export interface NodeOptions {
   /** Human name used in logs ("n1"). */
@@ -62,7 +64,7 @@ export class CountdNode {
       '--log-level', o.logLevel ?? 'info',
       ...(o.peers !== undefined && o.peers.length > 0 ? ['--peers', o.peers.join(',')] : []),
       ...(o.args ?? [])]
-    const cmd = [...(o.wrap ?? []), process.execPath, ...args]
+    const cmd = [...(o.wrap ?? []), process.execPath, ...countdNodeFlags, ...args]
     const proc = spawn(cmd[0], cmd.slice(1), {
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe']

@@ -49,6 +49,17 @@ describe('countd CLI', function () {
     assert.equal(JSON.parse(status.stdout).id, cluster.nodes[0].peerId)
   })
 
+  it('bin/countd runs as a program (its first line gives node its flags), as npm link and the README run it', async () => {
+    const r = await new Promise<{ code: number | null, out: string }>(resolve => {
+      const p = spawn(countdBin, ['--version'])
+      let out = ''
+      p.stdout.on('data', d => { out += d })
+      p.on('exit', code => { resolve({ code, out }) })
+    })
+    assert.equal(r.code, 0)
+    assert.match(r.out, /^\d+\.\d+\.\d+\n$/)
+  })
+
   it('usage errors exit 2 with one line; runtime errors exit 1', async () => {
     for (const args of [['inc', 'bad name', '--api', api], ['inc', 'x', '--by', '0', '--api', api], ['inc', 'x', '--by', '1.5'], ['start', '--bogus'], ['start', '--http', 'nope'], ['get', 'x', '--api', 'not a url'], ['frobnicate']]) {
       const r = await countd(args)
