@@ -1,6 +1,7 @@
 // Flags and environment -> one typed, validated config object.
 import { resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
 import { parse as parseYaml } from 'yaml'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parsePeerAddr } from './addr.js'
@@ -113,8 +114,13 @@ function checkToken (t: string): string {
 
 /** Loopback addresses, where the API is reachable from this machine only. */
 export function isLoopbackHost (host: string): boolean {
-  const h = host.toLowerCase()
-  return h === 'localhost' || h === '::1' || /^127\./.test(h) || /^::ffff:127\./.test(h)
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1')
+  if (h === 'localhost') return true
+  if (isIPv4(h)) return h.startsWith('127.')
+  if (!isIPv6(h)) return false
+  // Every spelling of ::1 and of IPv4-mapped 127/8 (::ffff:127.0.0.1 = ::ffff:7f00:1), as the URL parser writes them.
+  const canonical = new URL(`http://[${h}]/`).hostname.slice(1, -1)
+  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical)
 }
 
 function truthy (v: boolean | string | undefined): boolean {

@@ -93,7 +93,7 @@ describe('config', () => {
 
   describe('safe by default (SPEC §1)', () => {
     const token = { apiToken: 'a-token-of-enough-length' }
-    for (const over of [{ http: '0.0.0.0:7777' }, { http: '10.0.0.1:7777' }, { http: '[::]:7777' }, { resp: '0.0.0.0:6379' }, { grpc: '192.168.1.2:50051' }] as Array<Partial<StartFlags>>) {
+    for (const over of [{ http: '0.0.0.0:7777' }, { http: '10.0.0.1:7777' }, { http: '[::]:7777' }, { http: '[::ffff:a00:1]:7777' }, { http: '127.example.com:7777' }, { resp: '0.0.0.0:6379' }, { grpc: '192.168.1.2:50051' }] as Array<Partial<StartFlags>>) {
       it(`refuses ${JSON.stringify(over)} without a token, naming both remedies`, () => {
         assert.throws(() => buildConfig(flags(over)), (err: unknown) => {
           assert.ok(err instanceof UsageError)
@@ -107,7 +107,7 @@ describe('config', () => {
         assert.equal(buildConfig(flags({ ...over, allowUnauthenticated: '1' })).allowUnauthenticated, true)
       })
     }
-    for (const over of [{}, { http: 'localhost:1' }, { http: '[::1]:1' }, { http: '127.0.0.2:1' }, { resp: '127.0.0.1:6379', grpc: ':50051' }] as Array<Partial<StartFlags>>) {
+    for (const over of [{}, { http: 'localhost:1' }, { http: '[::1]:1' }, { http: '[0:0:0:0:0:0:0:1]:1' }, { http: '[::ffff:7f00:1]:1' }, { http: '[::ffff:127.0.0.1]:1' }, { http: '127.0.0.2:1' }, { resp: '127.0.0.1:6379', grpc: ':50051' }] as Array<Partial<StartFlags>>) {
       it(`starts ${JSON.stringify(over)} (loopback) without a token`, () => {
         assert.equal(buildConfig(flags(over)).apiToken, undefined)
       })

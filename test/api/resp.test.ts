@@ -60,6 +60,8 @@ describe('Redis protocol (RESP2)', function () {
     assert.match(await cli(PORT, 'SELECT', '1'), /^ERR DB index is out of range/)
     assert.equal(await cli(PORT, 'CLIENT', 'SETNAME', 'me'), 'OK')
     assert.equal(await cli(PORT, 'CLIENT', 'SETINFO', 'LIB-NAME', 'x'), 'OK')
+    assert.equal(await cli(PORT, 'CLIENT', 'SETINFO', 'lib-ver', '1.2.3'), 'OK')
+    assert.match(await cli(PORT, 'CLIENT', 'SETINFO', 'bad', 'x'), /^ERR Unrecognized option 'bad'/)
     assert.equal(await cli(PORT, 'INCR', 'cli.hits'), '1')
     assert.equal(await cli(PORT, 'INCRBY', 'cli.hits', '41'), '42')
     assert.equal(await cli(PORT, 'GET', 'cli.hits'), '42')

@@ -163,7 +163,13 @@ export const commands: Record<string, Command> = {
         return OK
       }
       if (sub === 'getname' && args.length === 2) return session.name === null ? NIL : bulk(session.name)
-      if (sub === 'setinfo' && args.length === 4) return OK
+      if (sub === 'setinfo' && args.length === 4) {
+        // As Redis 7.2: only the two attributes clients send, and no spaces in the value.
+        const attr = str(args[2]).toLowerCase()
+        if (attr !== 'lib-name' && attr !== 'lib-ver') throw err(`Unrecognized option '${str(args[2]).slice(0, 128)}'`)
+        if (/[\s]/.test(text(args[3]))) throw err(`${attr} cannot contain spaces, newlines or special characters.`)
+        return OK
+      }
       if (sub === 'id' && args.length === 2) return integer(session.id)
       if (['setname', 'getname', 'setinfo', 'id'].includes(sub)) throw err(`wrong number of arguments for 'client|${sub}' command`)
       throw err(`unknown subcommand '${str(args[1]).slice(0, 128)}'. Try CLIENT HELP.`)
