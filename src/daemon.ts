@@ -132,6 +132,7 @@ export class Daemon {
       daemon.timers.push(setInterval(() => {
         store.sweepIdempotency(Date.now()).catch(err => { log.warn({ err: err.message }, 'idempotency sweep failed') })
       }, IDEMPOTENCY_SWEEP_MS).unref())
+      daemon.timers.push(setInterval(() => { store.checkpointWhenQuiet(QUIET_SNAPSHOT_MS) }, QUIET_SNAPSHOT_MS / 2).unref())
       if (cfg.quietSnapshotEntries > 0) {
         daemon.timers.push(setInterval(() => { daemon.snapshotWhenQuiet(cfg.quietSnapshotEntries) }, QUIET_SNAPSHOT_MS / 2).unref())
       }

@@ -263,6 +263,20 @@ export class Journal {
     }
   }
 
+  /**
+   * Seal the current file when it holds at least `minBytes` of records and
+   * every one of them is folded, so that it goes like any sealed file
+   * (retireReady, after LevelDB flushed the folds). A quiet node then has no
+   * journal to replay after kill -9, and LevelDB no log to recover: 1M
+   * names, a start after kill -9 spent ~0.4 s refolding a 16 MB file that
+   * had been folded long before. Only onto a spare that is ready: a quiet
+   * node writes no new file of zeros for this more than once per file.
+   */
+  checkpoint (minBytes: number): void {
+    if (this.closed || this.size < minBytes || this.current.unfolded > 0 || this.spare !== 'ready') return
+    this.rotate()
+  }
+
   /** Continue in a new file; if it cannot be made, keep appending to this one (and try at the next append). */
   private rotate (): void {
     let next: { file: JournalFile, fd: number }
