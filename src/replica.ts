@@ -10,7 +10,7 @@ import type { DatasetKind, DatasetState, Entry } from './crdt/dataset.js'
 import { counterKind, type CounterSet } from './crdt/gcounter.js'
 import { itemKind, type ItemSets } from './crdt/gset.js'
 import { slotKind, type SlotClaims } from './crdt/slotclaims.js'
-import { DigestTree, nodePrefix } from './crdt/digest.js'
+import { DigestTree, nodePrefix, LEAF_BITS, BITS_PER_LEVEL } from './crdt/digest.js'
 import { metrics } from './metrics.js'
 import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
@@ -176,9 +176,15 @@ export class Replica {
   /** Every entry of every dataset under the given digest-tree nodes at `depth`. */
   async entriesUnder (depth: number, nodes: number[]): Promise<Entry[]> {
     const prefixes = nodes.map(n => nodePrefix(depth, n))
+    const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth) // leaves under one node
     const out: Entry[] = []
-    for (const tag of this.kinds.keys()) {
-      for (const e of await this.store.entriesUnder(tag, prefixes, this.entryCount)) out.push(unplaced(e))
+    for (const [tag, state] of this.states) {
+      if (state.forEachInLeaves !== undefined) {
+        // Held whole in memory: what memory holds is what is durable (writeOwn, mergeRemote).
+        for (const n of nodes) state.forEachInLeaves(n * span, (n + 1) * span, (key, sub, value) => { out.push({ ds: tag, key, sub, value }) })
+      } else {
+        for (const e of await this.store.entriesUnder(tag, prefixes, this.entryCount)) out.push(unplaced(e))
+      }
     }
     return out
   }

@@ -37,6 +37,15 @@ export interface DatasetState {
    * member. Datasets without it (items) are read by a full exchange.
    */
   subsOf?: (key: string) => Array<[string, bigint]>
+  /**
+   * fn(key, sub, value) for every entry in digest-tree leaves [from, to),
+   * for datasets that hold whole entries in memory (counters): anti-entropy
+   * then reads them from memory, not from the store. (1M names, 1 % changed:
+   * each side read ~10,000 leaves from LevelDB, a seek and a thread-pool
+   * round trip each, ~70-80 µs.) Datasets without it (items: the ids are on
+   * disk only) are read from the store.
+   */
+  forEachInLeaves?: (from: number, to: number, fn: (key: string, sub: string, value: bigint) => void) => void
 }
 
 export interface DatasetKind<S extends DatasetState = DatasetState> {

@@ -9,7 +9,7 @@ import { counterEntryHash } from '../../src/crdt/gcounter.js'
 
 /** A counter entry. */
 const ce = (key: string, sub: string, value: bigint): Entry => ({ ds: 'c', key, sub, value })
-import { DigestTree, leafOf } from '../../src/crdt/digest.js'
+import { DigestTree, leafOf, nodePrefix } from '../../src/crdt/digest.js'
 
 describe('Replica (with a real Store)', function () {
   this.timeout(20000)
@@ -94,6 +94,34 @@ describe('Replica (with a real Store)', function () {
     await r.mergeRemote([ce('x', 'me', 10n)])
     assert.equal(await r.increment('x', 1n), 11n)
     assert.deepEqual(r.entriesOf('x'), [['me', 11n]])
+  })
+
+  it('anti-entropy reads counters from memory: the same entries the store holds, under any digest-tree nodes, before and after a restart', async () => {
+    const { r, s } = await openReplica()
+    const names = Array.from({ length: 3000 }, (_, i) => `n${i}`)
+    await r.incrementMany(names.map((n, i) => [n, BigInt(i + 1)]))
+    await r.incrementMany([['late', 1n]])
+    await r.mergeRemote(names.filter((_, i) => i % 3 === 0).map(n => ce(n, 'other', 5n))) // counters of two replicas
+    const key = (e: Entry): string => `${e.ds}|${e.key}|${e.sub}|${e.value}`
+    const check = async (rep: Replica, store: Store): Promise<void> => {
+      let seed = 11
+      const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+      for (const depth of [0, 1, 2, 5]) {
+        for (const count of [1, 3, 40]) {
+          const nodes = [...new Set(Array.from({ length: count }, () => rand(16 ** depth)))].sort((a, b) => a - b)
+          const stored = (await store.entriesUnder('c', nodes.map(n => nodePrefix(depth, n)))).map(key).sort()
+          assert.deepEqual((await rep.entriesUnder(depth, nodes)).map(key).sort(), stored, `depth ${depth}, ${nodes.length} nodes`)
+        }
+      }
+    }
+    await check(r, s)
+    await r.mergeRemote([ce('later', 'other', 2n), ce('n1', 'other', 9n)]) // the index, once built, follows new counters
+    await check(r, s)
+    assert.ok((await r.entriesUnder(0, [0])).some(e => e.key === 'later'))
+    await s.close()
+    stores = stores.filter(x => x !== s)
+    const { r: again, s: s2 } = await openReplica()
+    await check(again, s2)
   })
 
   it('the digest tracks every entry', async () => {
