@@ -179,6 +179,7 @@ export class Replica {
     const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth) // leaves under one node
     const out: Entry[] = []
     for (const [tag, state] of this.states) {
+      if (state.keys === 0) continue // memory mirrors the store: nothing of it to read there
       if (state.forEachInLeaves !== undefined) {
         // Held whole in memory: what memory holds is what is durable (writeOwn, mergeRemote).
         for (const n of nodes) state.forEachInLeaves(n * span, (n + 1) * span, (key, sub, value) => { out.push({ ds: tag, key, sub, value }) })

@@ -18,6 +18,12 @@ export const SLOT_COUNT = 1024
 
 export function slotSub (claimant: string, confirmer: string): string { return `${claimant}/${confirmer}` }
 
+/** The digest leaf of a slot's entries (all of one slot share it), computed once per slot. */
+const slotLeaves: number[] = []
+function slotLeaf (slot: number): number {
+  return (slotLeaves[slot] ??= leafOf(`slot:${slot}`))
+}
+
 export function splitSub (sub: string): { claimant: string, confirmer: string } {
   const slash = sub.indexOf('/')
   return { claimant: sub.slice(0, slash), confirmer: sub.slice(slash + 1) }
@@ -30,6 +36,15 @@ export class SlotClaims implements DatasetState {
   version = 0
 
   get keys (): number { return this.bySlot.size }
+
+  forEachInLeaves (from: number, to: number, fn: (slot: string, sub: string, value: bigint) => void): void {
+    for (const [slot, subs] of this.bySlot) {
+      const leaf = slotLeaf(slot)
+      if (leaf < from || leaf >= to) continue
+      const key = String(slot)
+      for (const [sub, value] of subs) fn(key, sub, value)
+    }
+  }
 
   get (slot: string, sub: string): bigint { return this.bySlot.get(Number(slot))?.get(sub) ?? 0n }
 
@@ -58,7 +73,7 @@ export const slotKind: DatasetKind<SlotClaims> = {
   isValue: v => v > 0n && v < 2n ** 53n,
   ownerOf: (_slot, sub) => splitSub(sub).confirmer,
   subIsOrigin: false,
-  leafOf: slot => leafOf(`slot:${slot}`),
+  leafOf: slot => String(Number(slot)) === slot && Number(slot) < SLOT_COUNT ? slotLeaf(Number(slot)) : leafOf(`slot:${slot}`),
   hashOf: (slot, sub, value) => {
     const [s1, s2] = hash64(`${slot}/${sub}`, 0x51a7)
     let a = 0x1b873593

@@ -110,11 +110,17 @@ describe('Replica (with a real Store)', function () {
         for (const count of [1, 3, 40]) {
           const nodes = [...new Set(Array.from({ length: count }, () => rand(16 ** depth)))].sort((a, b) => a - b)
           const stored = (await store.entriesUnder('c', nodes.map(n => nodePrefix(depth, n)))).map(key).sort()
-          assert.deepEqual((await rep.entriesUnder(depth, nodes)).map(key).sort(), stored, `depth ${depth}, ${nodes.length} nodes`)
+          assert.deepEqual((await rep.entriesUnder(depth, nodes)).filter(e => e.ds === 'c').map(key).sort(), stored, `depth ${depth}, ${nodes.length} nodes`)
         }
       }
     }
     await check(r, s)
+    // Slot claims come from memory too; with no items at all the store is not asked for them.
+    const slotKey = (slot: number): string => String(slot)
+    await r.mergeRemote([{ ds: 'l', key: slotKey(7), sub: 'other/other', value: 1234n }, { ds: 'l', key: slotKey(900), sub: 'other/other', value: 99n }])
+    const slots = (await r.entriesUnder(0, [0])).filter(e => e.ds === 'l').map(key).sort()
+    assert.deepEqual(slots, (await s.entriesUnder('l', [''])).map(key).sort())
+    assert.equal(slots.length, 2)
     await r.mergeRemote([ce('later', 'other', 2n), ce('n1', 'other', 9n)]) // the index, once built, follows new counters
     await check(r, s)
     assert.ok((await r.entriesUnder(0, [0])).some(e => e.key === 'later'))
