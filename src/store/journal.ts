@@ -54,6 +54,16 @@ const SPARE_RETRY_MS = 60_000
 
 export type JournalRecord = Array<string | null>
 
+/** Where a record ends: its file and the byte offset just past it. */
+export interface JournalPosition { seq: number, end: number }
+
+/** "<seq>:<end>", as the store keeps the position its folds reached. */
+export function formatPosition (p: JournalPosition): string { return `${p.seq}:${p.end}` }
+export function parsePosition (text: string | undefined): JournalPosition | undefined {
+  const m = /^(\d{1,15}):(\d{1,15})$/.exec(text ?? '')
+  return m === null ? undefined : { seq: Number(m[1]), end: Number(m[2]) }
+}
+
 interface JournalFile { seq: number, path: string, unfolded: number, sealed: boolean, inPlace: boolean }
 
 const fileName = (seq: number): string => `${seq.toString(16).padStart(16, '0')}.log`
@@ -85,15 +95,23 @@ export class Journal {
   }
 
   /**
-   * Every record the journal dir holds, oldest first (what a killed process
-   * left), and a journal that appends to a new file after them. The caller
-   * folds the records, then deletes the `replayed` files (Journal.discard).
+   * Every record the journal dir holds after `foldedUpTo` (the position the
+   * store's folds reached: records up to it are in LevelDB already), oldest
+   * first (what a killed process left), and a journal that appends to a new
+   * file after them. The caller folds the records, then deletes the
+   * `replayed` files (Journal.discard).
    */
-  static open (dir: string, syncStore: () => Promise<void>): { journal: Journal, records: JournalRecord[], replayed: string[] } {
+  static open (dir: string, syncStore: () => Promise<void>, foldedUpTo?: JournalPosition): { journal: Journal, records: JournalRecord[], replayed: string[] } {
     if (!existsSync(dir)) mkdirSync(dir)
     const names = readdirSync(dir).filter(n => /^[0-9a-f]{16}\.log$/.test(n)).sort()
     const records: JournalRecord[] = []
-    for (const name of names) records.push(...readRecords(readFileSync(join(dir, name))))
+    for (const name of names) {
+      const seq = parseInt(name.slice(0, 16), 16)
+      if (foldedUpTo !== undefined && seq < foldedUpTo.seq) continue
+      for (const { record, end } of readRecordsAt(readFileSync(join(dir, name)))) {
+        if (foldedUpTo === undefined || seq > foldedUpTo.seq || end > foldedUpTo.end) records.push(record)
+      }
+    }
     const last = names.length === 0 ? -1 : parseInt(names[names.length - 1].slice(0, 16), 16)
     try { unlinkSync(join(dir, SPARE)) } catch {} // a killed process may have left it half made
     const journal = new Journal(dir, last + 1, syncStore)
@@ -106,15 +124,16 @@ export class Journal {
   }
 
   /**
-   * Append one record and fdatasync it. Resolves with the file it went to
-   * (hand it to folded() once the record's fold has landed in LevelDB).
+   * Append one record and fdatasync it. Resolves with where it went (hand
+   * its seq to folded() once the record's fold has landed in LevelDB).
    */
-  async append (record: JournalRecord): Promise<number> {
+  async append (record: JournalRecord): Promise<JournalPosition> {
     const file = this.current
     await this.writeRecord(record)
     file.unfolded++
+    const at = { seq: file.seq, end: this.size }
     if (this.size >= ROTATE_BYTES) this.rotate()
-    return file.seq
+    return at
   }
 
   /**
@@ -322,7 +341,12 @@ function syncDir (dir: string): void {
 
 /** The intact records of one file, in order; a torn or damaged record ends it. */
 export function readRecords (buf: Buffer): JournalRecord[] {
-  const out: JournalRecord[] = []
+  return readRecordsAt(buf).map(r => r.record)
+}
+
+/** readRecords, with the offset just past each record. */
+function readRecordsAt (buf: Buffer): Array<{ record: JournalRecord, end: number }> {
+  const out: Array<{ record: JournalRecord, end: number }> = []
   for (let at = 0; at + HEADER <= buf.length;) {
     const len = buf.readUInt32LE(at)
     if (len === 0) break // the zeros of a file written in place (no record is empty: the least is "[]")
@@ -331,7 +355,7 @@ export function readRecords (buf: Buffer): JournalRecord[] {
     const payload = buf.subarray(at + HEADER, end)
     if (crc32(payload) !== buf.readUInt32LE(at + 4)) break
     try {
-      out.push(JSON.parse(payload.toString('utf8')) as JournalRecord)
+      out.push({ record: JSON.parse(payload.toString('utf8')) as JournalRecord, end })
     } catch {
       break
     }

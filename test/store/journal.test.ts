@@ -9,19 +9,27 @@ import { join, resolve } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Store, type PlacedEntry } from '../../src/store/store.js'
 import { readRecords, Journal } from '../../src/store/journal.js'
+import { Level } from 'level'
 import { counterKind } from '../../src/crdt/gcounter.js'
 
 const ce = (key: string, sub: string, value: bigint): PlacedEntry => ({ ds: 'c', key, sub, value, leaf: counterKind.leafOf(key, sub) })
 const storeModule = resolve('dist/src/store/store.js')
 
-/** A child process that acknowledges `n` durable writes of counter "hits" (1..n), then dies by SIGKILL. */
-function writeAndDie (dir: string, n: number): void {
+/**
+ * A child process that acknowledges `n` durable writes of counter "hits"
+ * (1..n), then dies by SIGKILL; with `foldedFirst`, the first that many
+ * writes have had time to fold into LevelDB before the rest.
+ */
+function writeAndDie (dir: string, n: number, foldedFirst = 0): void {
   const script = `
     const { Store } = await import(${JSON.stringify(storeModule)})
     const { counterKind } = await import(${JSON.stringify(resolve('dist/src/crdt/gcounter.js'))})
     const s = await Store.open(${JSON.stringify(dir)})
     const leaf = counterKind.leafOf('hits', 'r')
-    for (let i = 1; i <= ${n}; i++) await s.writeDurable([{ ds: 'c', key: 'hits', sub: 'r', value: BigInt(i), leaf }, { ds: 'c', key: 'k' + i, sub: 'r', value: 1n, leaf: counterKind.leafOf('k' + i, 'r') }])
+    for (let i = 1; i <= ${n}; i++) {
+      await s.writeDurable([{ ds: 'c', key: 'hits', sub: 'r', value: BigInt(i), leaf }, { ds: 'c', key: 'k' + i, sub: 'r', value: 1n, leaf: counterKind.leafOf('k' + i, 'r') }])
+      if (i === ${foldedFirst}) await new Promise(resolve => setTimeout(resolve, 1200))
+    }
     process.stdout.write('acked\\n')
     process.kill(process.pid, 'SIGKILL')`
   let out = ''
@@ -64,6 +72,39 @@ describe('Store journal', function () {
       await s.close()
     }
     assert.deepEqual(logs(dir), [], 'a clean close leaves nothing to replay')
+  })
+
+  it('after a SIGKILL only the records after the last fold are replayed; every acknowledged write is there', async () => {
+    writeAndDie(dir, 30, 20)
+    const raw = new Level<string, string>(dir)
+    await raw.open()
+    const folded = await raw.get('meta/folded')
+    await raw.close()
+    assert.match(folded ?? '', /^\d+:\d+$/, 'the folds recorded how far they reached')
+    const { journal, records } = Journal.open(join(dir, 'journal'), async () => {}, { seq: Number(folded?.split(':')[0]), end: Number(folded?.split(':')[1]) })
+    await journal.close()
+    rmSync(join(dir, 'journal', logs(dir).at(-1) as string)) // the empty file this open made
+    assert.equal(records.length, 10, 'the 10 writes after the fold')
+    const s = await Store.open(dir)
+    try {
+      const v = await values(s)
+      assert.equal(v.get('hits'), 30n)
+      for (let i = 1; i <= 30; i++) assert.equal(v.get(`k${i}`), 1n)
+    } finally {
+      await s.close()
+    }
+    const again = await Store.open(dir) // a clean close, then a new journal from file 0: nothing skipped wrongly
+    try {
+      await again.writeDurable([ce('hits', 'r', 31n)])
+    } finally {
+      await again.close()
+    }
+    const third = await Store.open(dir)
+    try {
+      assert.equal((await values(third)).get('hits'), 31n)
+    } finally {
+      await third.close()
+    }
   })
 
   it('a torn record at the end (a write that never completed) is ignored, the records before it are kept', async () => {
