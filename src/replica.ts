@@ -18,7 +18,7 @@ import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
 import { Map128 } from './util/map128.js'
 import { itemHash, itemLeaf } from './crdt/itemhash.js'
-import { typedView, bytesOf, packParts, unpackParts } from './util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts, type Chunk } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
@@ -97,7 +97,7 @@ export class Replica {
    * snapshot taken while running counts only if nothing was written until
    * its file is (Store.saveQuietSnapshot).
    */
-  snapshot (): Uint8Array[] {
+  snapshot (): Chunk[] {
     const tags = [...this.kinds.keys()]
     const levels = this.digest.levels.map(bytesOf)
     const datasets = tags.map(tag => (this.kinds.get(tag) as DatasetKind).snapshot(this.states.get(tag) as DatasetState))

@@ -11,6 +11,8 @@
 // where an entry sits in the digest tree and how it hashes, and how it keeps
 // the entries in memory. Gossip, sync, store and digest never look inside.
 
+import type { Chunk } from '../util/bytes.js'
+
 /** One replicated unit of some dataset. `value` only grows. */
 export interface Entry {
   /** Dataset tag (one ASCII letter, see DatasetKind.tag). */
@@ -79,6 +81,6 @@ export interface DatasetKind<S extends DatasetState = DatasetState> {
    * The in-memory state as bytes, and back (a restart loads this instead of
    * rebuilding from every stored entry). `restore` throws on damage.
    */
-  snapshot: (state: S) => Uint8Array | Uint8Array[]
+  snapshot: (state: S) => Chunk | Chunk[]
   restore: (bytes: Uint8Array) => S
 }

@@ -91,7 +91,7 @@ export class GCounter {
 import type { DatasetKind, DatasetState } from './dataset.js'
 import { hash64, leafOf, mixWord, fmix, countWords, LEAF_BITS } from './digest.js'
 import { isValidKey, isReplicaId } from '../validate.js'
-import { typedView, bytesOf, packParts, unpackParts } from '../util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts, type Chunk } from '../util/bytes.js'
 
 
 /** firstRep of a counter whose counts are all in `multi` (see CounterSet). */
@@ -272,7 +272,7 @@ export class CounterSet implements DatasetState {
    * of the ones held (a snapshot taken while running is used only if nothing
    * changed until it is on disk).
    */
-  snapshot (): Uint8Array[] {
+  snapshot (): Chunk[] {
     const n = this.nameOf.length
     const mSlots = new Uint32Array(this.multi.size)
     const sizes = new Uint32Array(this.multi.size)

@@ -55,6 +55,7 @@ import { Level } from 'level'
 import type { Entry } from '../crdt/dataset.js'
 import { Journal, formatPosition, parsePosition, type JournalRecord, type JournalPosition } from './journal.js'
 import { DEPTH, leafHex } from '../crdt/digest.js'
+import { chunkBytes, type Chunk } from '../util/bytes.js'
 import { DataDirLockedError, DiskFullError, StorageError } from '../errors.js'
 export { DataDirLockedError }
 
@@ -809,13 +810,13 @@ export class Store {
   // from the entries.
 
   /** Write the snapshot `bytes()` makes, unless the one on disk is of this state; call with no writes to follow (the store closes next). */
-  async saveSnapshot (bytes: () => Uint8Array[]): Promise<void> {
+  async saveSnapshot (bytes: () => Chunk[]): Promise<void> {
     await this.snapshotWrite
     await this.writesSettled()
     if (this.snapshotLive) return // the one on disk is of this state already
     const snap = bytes()
-    await writeFileSynced(join(this.dir, 'snapshot.bin'), snap)
-    await this.db.put(SNAPSHOT_KEY, snapshotRecord(snap), { sync: true })
+    const record = await writeFileSynced(join(this.dir, 'snapshot.bin'), snap)
+    await this.db.put(SNAPSHOT_KEY, record, { sync: true })
   }
 
   /**
@@ -824,13 +825,13 @@ export class Store {
    * it does. (Its record is written unsynced: after a machine crash the
    * start may rebuild from the entries, never take a wrong snapshot.)
    */
-  async saveQuietSnapshot (bytes: Uint8Array[], takenAt: number): Promise<boolean> {
+  async saveQuietSnapshot (bytes: Chunk[], takenAt: number): Promise<boolean> {
     const write = this.snapshotWrite.then(async () => {
       if (this.closed || this.entryWrites !== takenAt) return false
-      await writeFileSynced(join(this.dir, 'snapshot.bin'), bytes)
+      const record = await writeFileSynced(join(this.dir, 'snapshot.bin'), bytes)
       if (this.closed || this.entryWrites !== takenAt || this.health.degraded !== undefined) return false
       this.snapshotLive = true
-      await this.lazy.write([{ type: 'put', key: SNAPSHOT_KEY, value: snapshotRecord(bytes) }])
+      await this.lazy.write([{ type: 'put', key: SNAPSHOT_KEY, value: record }])
       return true
     })
     this.snapshotWrite = write.catch(() => false)
@@ -937,14 +938,23 @@ function snapshotRecord (chunks: Uint8Array[]): string {
 /**
  * Write `chunks` to `file` through `file.tmp`, fsync'd, then renamed into
  * place. Async writes of at most 4 MiB, so a running node keeps serving.
+ * Resolves with the file's snapshotRecord (checksum and length), taken from
+ * the bytes as written.
  */
-async function writeFileSynced (file: string, chunks: Uint8Array[]): Promise<void> {
+async function writeFileSynced (file: string, chunks: Chunk[]): Promise<string> {
   const tmp = `${file}.tmp`
   const fh = await open(tmp, 'w')
+  let crc = 0
+  let length = 0
   try {
     try {
-      for (const bytes of chunks) {
+      for (const chunk of chunks) {
+        // A lazy chunk exists only while it is written (chunkBytes).
+        const bytes = chunkBytes(chunk)
+        if (bytes.byteLength === 0) continue // Node 20's crc32 answers 0 for an empty view of an empty buffer
         for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, Math.min(bytes.length - off, 1 << 22))).bytesWritten
+        crc = crc32(bytes, crc)
+        length += bytes.byteLength
       }
       await fh.sync()
     } finally {
@@ -957,6 +967,7 @@ async function writeFileSynced (file: string, chunks: Uint8Array[]): Promise<voi
     throw err
   }
   renameSync(tmp, file)
+  return `${crc}:${length}`
 }
 
 /**

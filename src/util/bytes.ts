@@ -2,6 +2,27 @@
 // and a container of byte strings that are read back without copies.
 import { encode, decode } from 'cborg'
 
+/**
+ * A chunk of a file made only when it is written: a large copy (10M items:
+ * the item index's 160 MB) need not exist whole at once. Its length is
+ * known ahead (part lengths go first); `make` is called once, in file order.
+ */
+export interface LazyChunk { readonly byteLength: number, make: () => Uint8Array }
+export type Chunk = Uint8Array | LazyChunk
+
+/** The bytes of a chunk, made now if it is lazy (and checked against the length it promised). */
+export function chunkBytes (c: Chunk): Uint8Array {
+  if (c instanceof Uint8Array) return c
+  const b = c.make()
+  if (b.byteLength !== c.byteLength) throw new RangeError(`a chunk of ${c.byteLength} bytes came out as ${b.byteLength} (changed while written)`)
+  return b
+}
+
+/** Every chunk made and joined into one buffer (tests, small snapshots). */
+export function joinChunks (chunks: Chunk[]): Buffer {
+  return Buffer.concat(chunks.map(chunkBytes))
+}
+
 /** The bytes of a typed array, as a view (no copy): what CBOR and files take. */
 export function bytesOf (a: Uint32Array | Float64Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
@@ -31,7 +52,7 @@ export function typedView<T> (bytes: Uint8Array, Type: TypedArrayOf<T> & { BYTES
  * buffer (a CBOR byte string would be copied out on decode: at 1M names a
  * 33 MB copy while a node restarts).
  */
-export function packParts (fields: Record<string, unknown>, parts: Array<Uint8Array | Uint8Array[]>): Uint8Array[] {
+export function packParts (fields: Record<string, unknown>, parts: Array<Chunk | Chunk[]>): Chunk[] {
   // Returned as chunks to write one after the other, and a part may itself be
   // chunks (a nested packParts): nothing is copied (at 1M names a snapshot
   // taken while running held ~60 MB less at its peak).
@@ -40,7 +61,7 @@ export function packParts (fields: Record<string, unknown>, parts: Array<Uint8Ar
   const head = new Uint8Array(align8(4 + header.byteLength))
   new DataView(head.buffer).setUint32(0, header.byteLength, true)
   head.set(header, 4)
-  const chunks: Uint8Array[] = [head]
+  const chunks: Chunk[] = [head]
   parts.forEach((p, i) => {
     for (const c of Array.isArray(p) ? p : [p]) if (c.byteLength > 0) chunks.push(c)
     if (align8(lengths[i]) > lengths[i]) chunks.push(new Uint8Array(align8(lengths[i]) - lengths[i]))

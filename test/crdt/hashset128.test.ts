@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import { HashSet128 } from '../../src/crdt/hashset128.js'
 import { itemHash } from '../../src/crdt/itemhash.js'
 import { StorageError } from '../../src/errors.js'
+import { joinChunks, chunkBytes } from '../../src/util/bytes.js'
 
 type Pair = [string, string]
 const pairArb: fc.Arbitrary<Pair> = fc.tuple(fc.constantFrom('t1', 't2', 'acme.io', 'x'), fc.string({ minLength: 1, maxLength: 4 }).filter(s => !s.includes('\u0000')))
@@ -104,6 +105,17 @@ describe('HashSet128', () => {
     const copy = HashSet128.fromBuffer(buf)
     assert.equal(copy.size, 100_000)
     for (let i = 0; i < 100_000; i += 7) { itemHash(`t${i % 100}`, `id-${i}`, h); assert.ok(copy.has(h[0], h[1], h[2], h[3])) }
+  })
+
+  it('snapshot chunks are made as they are written; a set that changed before its shard was made is refused, not written short', () => {
+    const set = new HashSet128({ shardBits: 2 })
+    for (let i = 0; i < 1000; i++) set.add(i * 2654435761, i, i + 1, 7)
+    const whole = set.toBuffer()
+    assert.deepEqual(joinChunks(set.toChunks()), whole)
+    assert.equal(HashSet128.fromBuffer(joinChunks(set.toChunks())).size, 1000)
+    const chunks = set.toChunks()
+    set.add(0xffffffff, 1, 2, 3) // lands in the last shard, before its chunk is made
+    assert.throws(() => chunks.map(chunkBytes), /changed while written/)
   })
 
   it('rejects a damaged snapshot with a storage error', () => {

@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert'
 import { encode } from 'cborg'
-import { typedView, packParts, unpackParts } from '../../src/util/bytes.js'
+import { typedView, packParts, unpackParts, joinChunks } from '../../src/util/bytes.js'
 
 describe('bytes (src/util/bytes.ts)', () => {
   it('packParts round-trips fields and parts of any length, handing parts back as aligned views of one buffer', () => {
     const parts = [new Uint8Array([1, 2, 3]), new Uint8Array(0), Uint8Array.from({ length: 1001 }, (_, i) => i & 0xff), new Uint8Array(new Float64Array([1.5, -2]).buffer)]
-    const bytes = Buffer.concat(packParts({ v: 2, n: 7 }, parts))
+    const bytes = joinChunks(packParts({ v: 2, n: 7 }, parts))
     const back = unpackParts(bytes)
     assert.equal(back.fields.v, 2)
     assert.equal(back.fields.n, 7)
@@ -18,7 +18,7 @@ describe('bytes (src/util/bytes.ts)', () => {
   })
 
   it('unpackParts refuses bytes it did not write', () => {
-    const good = Buffer.concat(packParts({ v: 2 }, [new Uint8Array(64)]))
+    const good = joinChunks(packParts({ v: 2 }, [new Uint8Array(64)]))
     const bad = [
       new Uint8Array(2), // no header length
       Uint8Array.from([0xff, 0xff, 0, 0, 1, 2]), // header past the end
