@@ -175,7 +175,7 @@ export class Replica {
 
   /** Every entry of every dataset under the given digest-tree nodes at `depth`. */
   async entriesUnder (depth: number, nodes: number[]): Promise<Entry[]> {
-    const prefixes = nodes.map(n => nodePrefix(depth, n))
+    let prefixes: string[] | undefined // only for datasets read from the store
     const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth) // leaves under one node
     const out: Entry[] = []
     for (const [tag, state] of this.states) {
@@ -184,6 +184,7 @@ export class Replica {
         // Held whole in memory: what memory holds is what is durable (writeOwn, mergeRemote).
         for (const n of nodes) state.forEachInLeaves(n * span, (n + 1) * span, (key, sub, value) => { out.push({ ds: tag, key, sub, value }) })
       } else {
+        prefixes ??= nodes.map(n => nodePrefix(depth, n))
         for (const e of await this.store.entriesUnder(tag, prefixes, this.entryCount)) out.push(unplaced(e))
       }
     }

@@ -53,7 +53,7 @@ export function answerClientError (err: NodeJS.ErrnoException, socket: Socket): 
   const { status, message } = clientErrorReply(err.code)
   // Requests received whole are answered first, in order; then the error
   // and close. (A request whose body the error cut is not waited for.)
-  const earlier = [...unfinished.get(socket) ?? []].filter(r => r.req.complete).map(async r => await r.closed)
+  const earlier = [...unfinished.get(socket) ?? []].filter(r => r.req.complete).map(r => r.closed)
   if (earlier.length === 0) {
     answerRaw(socket, status, message)
     return

@@ -18,10 +18,12 @@ export const SLOT_COUNT = 1024
 
 export function slotSub (claimant: string, confirmer: string): string { return `${claimant}/${confirmer}` }
 
-/** The digest leaf of a slot's entries (all of one slot share it), computed once per slot. */
+const isSlot = (slot: string): boolean => /^(0|[1-9][0-9]{0,3})$/.test(slot) && Number(slot) < SLOT_COUNT
+
+/** The digest leaf of a slot's entries (all of one slot share it), computed once per valid slot. */
 const slotLeaves: number[] = []
-function slotLeaf (slot: number): number {
-  return (slotLeaves[slot] ??= leafOf(`slot:${slot}`))
+function slotLeaf (slot: string): number {
+  return isSlot(slot) ? (slotLeaves[Number(slot)] ??= leafOf(`slot:${slot}`)) : leafOf(`slot:${slot}`)
 }
 
 export function splitSub (sub: string): { claimant: string, confirmer: string } {
@@ -39,9 +41,9 @@ export class SlotClaims implements DatasetState {
 
   forEachInLeaves (from: number, to: number, fn: (slot: string, sub: string, value: bigint) => void): void {
     for (const [slot, subs] of this.bySlot) {
-      const leaf = slotLeaf(slot)
-      if (leaf < from || leaf >= to) continue
       const key = String(slot)
+      const leaf = slotLeaf(key)
+      if (leaf < from || leaf >= to) continue
       for (const [sub, value] of subs) fn(key, sub, value)
     }
   }
@@ -65,7 +67,7 @@ export class SlotClaims implements DatasetState {
 export const slotKind: DatasetKind<SlotClaims> = {
   tag: 'l',
   name: 'slots',
-  isKey: slot => /^(0|[1-9][0-9]{0,3})$/.test(slot) && Number(slot) < SLOT_COUNT,
+  isKey: isSlot,
   isSub: sub => {
     const { claimant, confirmer } = splitSub(sub)
     return isReplicaId(claimant) && isReplicaId(confirmer)
@@ -73,7 +75,7 @@ export const slotKind: DatasetKind<SlotClaims> = {
   isValue: v => v > 0n && v < 2n ** 53n,
   ownerOf: (_slot, sub) => splitSub(sub).confirmer,
   subIsOrigin: false,
-  leafOf: slot => String(Number(slot)) === slot && Number(slot) < SLOT_COUNT ? slotLeaf(Number(slot)) : leafOf(`slot:${slot}`),
+  leafOf: slotLeaf,
   hashOf: (slot, sub, value) => {
     const [s1, s2] = hash64(`${slot}/${sub}`, 0x51a7)
     let a = 0x1b873593

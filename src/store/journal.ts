@@ -67,6 +67,7 @@ export function parsePosition (text: string | undefined): JournalPosition | unde
 interface JournalFile { seq: number, path: string, unfolded: number, sealed: boolean, inPlace: boolean }
 
 const fileName = (seq: number): string => `${seq.toString(16).padStart(16, '0')}.log`
+const seqOf = (name: string): number => parseInt(name.slice(0, 16), 16)
 
 export class Journal {
   private current: JournalFile
@@ -106,13 +107,13 @@ export class Journal {
     const names = readdirSync(dir).filter(n => /^[0-9a-f]{16}\.log$/.test(n)).sort()
     const records: JournalRecord[] = []
     for (const name of names) {
-      const seq = parseInt(name.slice(0, 16), 16)
+      const seq = seqOf(name)
       if (foldedUpTo !== undefined && seq < foldedUpTo.seq) continue
       for (const { record, end } of readRecordsAt(readFileSync(join(dir, name)))) {
         if (foldedUpTo === undefined || seq > foldedUpTo.seq || end > foldedUpTo.end) records.push(record)
       }
     }
-    const last = names.length === 0 ? -1 : parseInt(names[names.length - 1].slice(0, 16), 16)
+    const last = names.length === 0 ? -1 : seqOf(names[names.length - 1])
     try { unlinkSync(join(dir, SPARE)) } catch {} // a killed process may have left it half made
     const journal = new Journal(dir, last + 1, syncStore)
     return { journal, records, replayed: names.map(n => join(dir, n)) }

@@ -924,15 +924,24 @@ async function writeBatch (db: Level<string, string>, lists: Array<Iterable<Batc
 
 /** What meta/snapshot holds for a snapshot file of these chunks: its checksum and length. */
 function snapshotRecord (chunks: Uint8Array[]): string {
-  let crc = 0
-  let length = 0
-  for (const c of chunks) {
+  const sum = new FileSum()
+  for (const c of chunks) sum.add(c)
+  return sum.record
+}
+
+/** The checksum and length of a file's bytes, chunk by chunk, as meta/snapshot holds them. */
+class FileSum {
+  private crc = 0
+  private length = 0
+
+  add (bytes: Uint8Array): void {
     // Node 20's crc32 answers 0, not the running value, for an empty view of an empty buffer.
-    if (c.byteLength === 0) continue
-    crc = crc32(c, crc)
-    length += c.byteLength
+    if (bytes.byteLength === 0) return
+    this.crc = crc32(bytes, this.crc)
+    this.length += bytes.byteLength
   }
-  return `${crc}:${length}`
+
+  get record (): string { return `${this.crc}:${this.length}` }
 }
 
 /**
@@ -944,17 +953,14 @@ function snapshotRecord (chunks: Uint8Array[]): string {
 async function writeFileSynced (file: string, chunks: Chunk[]): Promise<string> {
   const tmp = `${file}.tmp`
   const fh = await open(tmp, 'w')
-  let crc = 0
-  let length = 0
+  const sum = new FileSum()
   try {
     try {
       for (const chunk of chunks) {
         // A lazy chunk exists only while it is written (chunkBytes).
         const bytes = chunkBytes(chunk)
-        if (bytes.byteLength === 0) continue // Node 20's crc32 answers 0 for an empty view of an empty buffer
         for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, Math.min(bytes.length - off, 1 << 22))).bytesWritten
-        crc = crc32(bytes, crc)
-        length += bytes.byteLength
+        sum.add(bytes)
       }
       await fh.sync()
     } finally {
@@ -967,7 +973,7 @@ async function writeFileSynced (file: string, chunks: Chunk[]): Promise<string> 
     throw err
   }
   renameSync(tmp, file)
-  return `${crc}:${length}`
+  return sum.record
 }
 
 /**
