@@ -7,13 +7,12 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { isLoopbackHost, reloadConfig, type Config } from './config.js'
 import { Store } from './store/store.js'
-import { Replica } from './replica.js'
+import { Replica, placementOf } from './replica.js'
 import { ReplicaService } from './service.js'
 import { IdAgent } from './ids/agent.js'
 import { startRespServer, type RunningServer } from './api/resp/server.js'
 import { startGrpcServer } from './api/grpc/server.js'
 import { systemClock } from './ids/clock.js'
-import { counterKind } from './crdt/gcounter.js'
 import { Network } from './net/network.js'
 import { parsePeerAddr } from './addr.js'
 import { createApi, type ApiSettings } from './api/server.js'
@@ -53,7 +52,8 @@ export class Daemon {
   ) {}
 
   static async start (cfg: Config, log: Logger): Promise<Daemon> {
-    const store = await Store.open(cfg.dataDir, migrationLeafOf)
+    const store = await Store.open(cfg.dataDir, placementOf())
+    if (store.migrated !== undefined) log.info({ entries: store.migrated.entries, ms: Math.round(store.migrated.ms) }, 'data dir moved to the current store layout')
     let network: Network | undefined
     try {
       const key = await loadIdentity(store)
@@ -325,11 +325,6 @@ function listingIndexes (replica: Replica): { counterNames: SortedNames, tenantN
   replica.counters.onNewKey = name => { counterNames.add(name) }
   replica.items.onNewKey = tenant => { tenantNames.add(tenant) }
   return { counterNames, tenantNames }
-}
-
-/** Where a version-1 counter entry goes in the digest tree (store migration). */
-function migrationLeafOf (e: { key: string, sub: string }): number {
-  return counterKind.leafOf(e.key, e.sub)
 }
 
 async function sleep (ms: number): Promise<void> {

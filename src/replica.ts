@@ -6,25 +6,54 @@
 // Datasets are registered once (counters today; see src/crdt/dataset.ts for
 // how a new type joins): gossip, anti-entropy, consistent reads, the store
 // and the digest then carry it without knowing what it is.
-import type { DatasetKind, DatasetState, Entry } from './crdt/dataset.js'
+import type { DatasetKind, DatasetState, Entry, IdentityLayout } from './crdt/dataset.js'
 import { counterKind, type CounterSet } from './crdt/gcounter.js'
 import { itemKind, type ItemSets } from './crdt/gset.js'
 import { slotKind, type SlotClaims } from './crdt/slotclaims.js'
 import { DigestTree, nodePrefix, LEAF_BITS, BITS_PER_LEVEL } from './crdt/digest.js'
 import { metrics } from './metrics.js'
-import type { Store, PlacedEntry, IdempotencyRecord } from './store/store.js'
+import type { Store, PlacedEntry, IdempotencyRecord, Placement } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
 import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
 import { Map128 } from './util/map128.js'
 import { itemHash, itemLeaf } from './crdt/itemhash.js'
-import { typedView, bytesOf, packParts, unpackParts, type Chunk } from './util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts, hexOfWords, type Chunk } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
 
 /** Every data type this version replicates, by tag. */
 export const DATASETS: ReadonlyArray<DatasetKind<any>> = [counterKind, itemKind, slotKind]
+
+const identityScratch = new Uint32Array(4)
+
+/** An entry with its leaf and, for a dataset stored by identity, its identity (where the store keeps it). */
+export function placeEntry (kind: DatasetKind, e: Entry): PlacedEntry {
+  const identity = kind.identity === undefined ? undefined : hexOfWords(kind.identity.identityOf(e.key, e.sub, identityScratch), 0, 4)
+  return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: kind.leafOf(e.key, e.sub), firstWrite: false, identity }
+}
+
+/** placeEntry for the registered datasets (what Store.open needs to migrate a data dir). */
+export function placementOf (kinds: ReadonlyArray<DatasetKind<any>> = DATASETS): Placement {
+  const byTag = new Map(kinds.map(k => [k.tag, k]))
+  return e => {
+    const kind = byTag.get(e.ds)
+    if (kind === undefined) throw new Error(`stored entry of unknown dataset ${e.ds}`)
+    return placeEntry(kind, e)
+  }
+}
+
+/**
+ * The fingerprint (entry hash, hashOf) of every entry under some digest-tree
+ * nodes, 2 words each, and the entries of some of them by index: anti-entropy
+ * swaps fingerprints first and then reads only the entries the peer lacks.
+ */
+export interface Fingerprints {
+  count: number
+  hashes: Uint32Array
+  entriesAt: (indices: number[]) => Promise<Entry[]>
+}
 
 export class Replica {
   readonly kinds = new Map<string, DatasetKind>()
@@ -68,8 +97,6 @@ export class Replica {
     return s as S
   }
 
-  /** Digest-tree leaf of an entry (the store keys entries by it). */
-  readonly leafOf = (e: Entry): number => (this.kinds.get(e.ds) as DatasetKind).leafOf(e.key, e.sub)
 
   /**
    * Load members and every dataset: from the last snapshot when no entry was
@@ -173,13 +200,13 @@ export class Replica {
     return grown
   }
 
-  /** Every entry of every dataset under the given digest-tree nodes at `depth`. */
-  async entriesUnder (depth: number, nodes: number[]): Promise<Entry[]> {
+  /** Every entry of every dataset (but those `skip` names) under the given digest-tree nodes at `depth`. */
+  async entriesUnder (depth: number, nodes: number[], skip?: (tag: string) => boolean): Promise<Entry[]> {
     let prefixes: string[] | undefined // only for datasets read from the store
     const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth) // leaves under one node
     const out: Entry[] = []
     for (const [tag, state] of this.states) {
-      if (state.keys === 0) continue // memory mirrors the store: nothing of it to read there
+      if (state.keys === 0 || skip?.(tag) === true) continue // memory mirrors the store: nothing of it to read there
       if (state.forEachInLeaves !== undefined) {
         // Held whole in memory: what memory holds is what is durable (writeOwn, mergeRemote).
         for (const n of nodes) state.forEachInLeaves(n * span, (n + 1) * span, (key, sub, value) => { out.push({ ds: tag, key, sub, value }) })
@@ -189,6 +216,63 @@ export class Replica {
       }
     }
     return out
+  }
+
+  /**
+   * The fingerprints of every entry under the given nodes at `depth`, from
+   * memory for the datasets held whole there and for those stored by
+   * identity (items: only the entries asked for by index are read, by exact
+   * key), from the store for the rest.
+   */
+  async fingerprintsUnder (depth: number, nodes: number[]): Promise<Fingerprints> {
+    const byIdentity: Array<{ tag: string, layout: IdentityLayout, words: Uint32Array }> = []
+    const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth)
+    let leaves: Uint8Array | undefined
+    for (const [tag, state] of this.states) {
+      const layout = this.kinds.get(tag)?.identity
+      if (state.keys === 0 || layout === undefined || state.identitiesInLeaves === undefined) continue
+      if (leaves === undefined) {
+        leaves = new Uint8Array(1 << LEAF_BITS)
+        for (const n of nodes) leaves.fill(1, n * span, (n + 1) * span)
+      }
+      byIdentity.push({ tag, layout, words: state.identitiesInLeaves(leaves) })
+    }
+    const whole = await this.entriesUnder(depth, nodes, tag => byIdentity.some(b => b.tag === tag))
+    const count = byIdentity.reduce((n, b) => n + b.words.length / 4, whole.length)
+    const hashes = new Uint32Array(count * 2)
+    whole.forEach((e, i) => {
+      const [a, b] = (this.kinds.get(e.ds) as DatasetKind).hashOf(e.key, e.sub, e.value)
+      hashes[2 * i] = a
+      hashes[2 * i + 1] = b
+    })
+    let at = whole.length
+    for (const { layout, words } of byIdentity) {
+      for (let w = 0; w < words.length; w += 4, at++) {
+        const [a, b] = layout.hashOfIdentity(words, w)
+        hashes[2 * at] = a
+        hashes[2 * at + 1] = b
+      }
+    }
+    const entriesAt = async (indices: number[]): Promise<Entry[]> => {
+      const out: Entry[] = []
+      const refs = byIdentity.map(() => [] as Array<{ leaf: number, identity: string }>)
+      for (const i of indices) {
+        if (i < whole.length) {
+          out.push(whole[i])
+          continue
+        }
+        let j = i - whole.length
+        let b = 0
+        while (j >= byIdentity[b].words.length / 4) j -= byIdentity[b++].words.length / 4
+        const { layout, words } = byIdentity[b]
+        refs[b].push({ leaf: layout.leafOfIdentity(words, 4 * j), identity: hexOfWords(words, 4 * j, 4) })
+      }
+      for (let b = 0; b < byIdentity.length; b++) {
+        if (refs[b].length > 0) for (const e of await this.store.entriesByIdentity(byIdentity[b].tag, refs[b])) out.push(unplaced(e))
+      }
+      return out
+    }
+    return { count, hashes, entriesAt }
   }
 
   /** Every entry of one key, for datasets that keep a key's entries together (DatasetState.subsOf). */
@@ -203,9 +287,9 @@ export class Replica {
 
   async meta (name: string): Promise<string | undefined> { return await this.store.meta(name) }
 
-  /** An entry with its leaf (what writeOwn takes). */
+  /** An entry with its leaf and identity (what writeOwn takes). */
   placed (e: Entry): PlacedEntry {
-    return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: this.leafOf(e), firstWrite: false }
+    return placeEntry(this.kinds.get(e.ds) as DatasetKind, e)
   }
 
   private apply (e: PlacedEntry): boolean {
@@ -328,7 +412,7 @@ export class Replica {
       this.pendingItems.set(h, mine)
       freshHashes.set(h, fresh.length * 4)
       // New here and in no other request's write: its key is written once (PlacedEntry.firstWrite).
-      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n, leaf: itemLeaf(h[0]), firstWrite: true })
+      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n, leaf: itemLeaf(h[0]), firstWrite: true, identity: hexOfWords(h, 0, 4) })
     }
     try {
       const added = await this.writeOwn(fresh, () => fresh.length)

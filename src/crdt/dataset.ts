@@ -48,6 +48,31 @@ export interface DatasetState {
    * disk only) are read from the store.
    */
   forEachInLeaves?: (from: number, to: number, fn: (key: string, sub: string, value: bigint) => void) => void
+  /**
+   * For datasets stored by identity (DatasetKind.identity: items), the
+   * 128-bit identity of every entry in the leaves marked in `leaves` (one
+   * byte per leaf), 4 words each, from memory. Anti-entropy swaps the
+   * entries' fingerprints from these and then reads from the store only the
+   * entries the peer lacks, by their exact keys (10M items, 1 % missing:
+   * ~10 entries a leaf read as ~100,000 ranges, 70-80 µs each, per side).
+   */
+  identitiesInLeaves?: (leaves: Uint8Array) => Uint32Array
+}
+
+/**
+ * How a dataset whose (key, sub) pairs have a 128-bit identity in memory
+ * (items) is stored: under the identity, with the key and sub in the stored
+ * value, so an entry known only by its identity is read by its exact key.
+ * Such a dataset's entry hash (hashOf) must not depend on the value, which
+ * memory does not hold (an item's value is always 1).
+ */
+export interface IdentityLayout {
+  /** The identity of (key, sub), 4 words into `out`. */
+  identityOf: (key: string, sub: string, out: Uint32Array) => Uint32Array
+  /** The digest-tree leaf (leafOf) of the identity at words[at .. at+4). */
+  leafOfIdentity: (words: Uint32Array, at: number) => number
+  /** The entry hash (hashOf) of the identity at words[at .. at+4). */
+  hashOfIdentity: (words: Uint32Array, at: number) => [number, number]
 }
 
 export interface DatasetKind<S extends DatasetState = DatasetState> {
@@ -55,7 +80,7 @@ export interface DatasetKind<S extends DatasetState = DatasetState> {
   tag: string
   /** Human name for logs and metrics. */
   name: string
-  /** Keys never contain '/' (store keys put the sub after the key). */
+  /** Keys never contain '/' (store keys put the sub after the key) and never start with '#' (an identity, see IdentityLayout). */
   isKey: (key: string) => boolean
   isSub: (sub: string) => boolean
   /** Largest value accepted from the network (values are positive). */
@@ -73,6 +98,8 @@ export interface DatasetKind<S extends DatasetState = DatasetState> {
   subIsOrigin: boolean
   /** Digest-tree leaf (LEAF_BITS bits) of an entry. */
   leafOf: (key: string, sub: string) => number
+  /** Stored by a 128-bit identity per (key, sub) instead of the key and sub (see IdentityLayout). */
+  identity?: IdentityLayout
   /** 64-bit hash of an entry at a value, as two 32-bit lanes. */
   hashOf: (key: string, sub: string, value: bigint) => [number, number]
   /** A fresh, empty in-memory state. */

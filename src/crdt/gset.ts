@@ -10,6 +10,7 @@ import type { DatasetKind, DatasetState } from './dataset.js'
 import { HashSet128 } from './hashset128.js'
 import { itemHash, itemLeaf, itemEntryHash } from './itemhash.js'
 import { isValidItemId, isValidTenant } from '../validate.js'
+import { LEAF_BITS } from './digest.js'
 
 const scratch = new Uint32Array(4)
 
@@ -33,6 +34,8 @@ export class ItemSets implements DatasetState {
   }
 
   get (tenant: string, id: string): bigint { return this.has(tenant, id) ? 1n : 0n }
+
+  identitiesInLeaves (leaves: Uint8Array): Uint32Array { return this.index.selectByPrefix(LEAF_BITS, leaves) }
 
   apply (tenant: string, id: string, _present: bigint): bigint | undefined {
     const h = itemHash(tenant, id, scratch)
@@ -61,6 +64,12 @@ export const itemKind: DatasetKind<ItemSets> = {
   // tree and anti-entropy finds the few missing ones of a huge set.
   leafOf: (tenant, id) => itemLeaf(itemHash(tenant, id, scratch)[0]),
   hashOf: (tenant, id) => itemEntryHash(itemHash(tenant, id, scratch)),
+  // Stored under the pair hash, so anti-entropy reads exactly the items a peer lacks.
+  identity: {
+    identityOf: (tenant, id, out) => itemHash(tenant, id, out),
+    leafOfIdentity: (words, at) => itemLeaf(words[at]),
+    hashOfIdentity: (words, at) => itemEntryHash(words, at)
+  },
   create: () => new ItemSets(),
   // The index's own checked format (src/crdt/hashset128.ts) as a part of its
   // own (not copied into CBOR: 160 MB at 10,000,000 items), and the counts.

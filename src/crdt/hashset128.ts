@@ -140,6 +140,34 @@ export class HashSet128 {
     }
   }
 
+  /**
+   * Every hash whose top `bits` bits of word 0 are marked in `marks` (a 1
+   * byte per marked value, 2^bits bytes), 4 words each, shard by shard. Shards
+   * with no marked value are not read.
+   */
+  selectByPrefix (bits: number, marks: Uint8Array): Uint32Array {
+    if (!Number.isInteger(bits) || bits < this.shardBits || bits > 24 || marks.length !== 2 ** bits) throw new RangeError(`selectByPrefix needs ${this.shardBits}..24 bits and a mark per value`)
+    const perShard = bits - this.shardBits
+    const shift = 32 - bits
+    let out = new Uint32Array(1024)
+    let n = 0
+    for (let s = 0; s < this.tables.length; s++) {
+      if (this.counts[s] === 0 || marks.subarray(s << perShard, (s + 1) << perShard).indexOf(1) === -1) continue
+      const table = this.tables[s]
+      for (let j = 0; j < table.length; j += 4) {
+        if ((table[j + 2] === 0 && table[j + 3] === 0) || marks[table[j] >>> shift] !== 1) continue
+        if (n === out.length) {
+          const grown = new Uint32Array(out.length * 2)
+          grown.set(out)
+          out = grown
+        }
+        out[n] = table[j]; out[n + 1] = table[j + 1]; out[n + 2] = table[j + 2]; out[n + 3] = table[j + 3]
+        n += 4
+      }
+    }
+    return out.subarray(0, n)
+  }
+
   /** A self-checking snapshot of the set (format in the file comment). */
   toBuffer (): Buffer {
     return joinChunks(this.toChunks())

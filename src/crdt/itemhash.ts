@@ -209,7 +209,7 @@ export function itemLeaf (h0: number): number {
   return h0 >>> (32 - LEAF_BITS)
 }
 
-/** The item's 64-bit entry hash for the digest (XORed into its leaf): words 2 and 3. */
-export function itemEntryHash (h: Uint32Array): [number, number] {
-  return [h[2], h[3]]
+/** The item's 64-bit entry hash for the digest (XORed into its leaf): words 2 and 3 (of the hash at h[at..at+4)). */
+export function itemEntryHash (h: Uint32Array, at = 0): [number, number] {
+  return [h[at + 2], h[at + 3]]
 }

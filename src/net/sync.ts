@@ -14,7 +14,7 @@ import { childrenOf, DEPTH, BITS_PER_LEVEL } from '../crdt/digest.js'
 import type { Replica, Entry, Member } from '../replica.js'
 import {
   Framed, lpOptions, ProtocolError, checkReplicaId, checkAddrs, packMembers, unpackMembers,
-  hashBytes, hashesFrom, toBitset, selectByBitset, entryHashes, WIRE_VERSION, MAX_FRAME, type Frame
+  hashBytes, hashesFrom, toBitset, selectByBitset, indicesInBitset, WIRE_VERSION, MAX_FRAME, type Frame
 } from './wire.js'
 import { HashSet128 } from '../crdt/hashset128.js'
 import { metrics } from '../metrics.js'
@@ -109,11 +109,11 @@ function namedIn (v: unknown): { d: number, nodes: number[] } {
 }
 
 /**
- * Our entries whose fingerprint the peer did not send (it lacks them, or
- * holds another value), and the indices of its fingerprints we have no entry
+ * The indices of our fingerprints the peer did not send (it lacks those
+ * entries, or holds another value), and of its fingerprints we have no entry
  * for. An equal fingerprint is the same key, sub and value (64 bits).
  */
-function matchFingerprints (mine: Entry[], mineHashes: Uint32Array, theirs: Uint32Array): { send: Entry[], lacking: number[] } {
+function matchFingerprints (mineHashes: Uint32Array, theirs: Uint32Array): { send: number[], lacking: number[] } {
   const set = (h: Uint32Array): HashSet128 => {
     const s = new HashSet128({ shardBits: 4 })
     for (let i = 0; i < h.length; i += 2) s.add(h[i], h[i + 1], 0, 0)
@@ -121,7 +121,8 @@ function matchFingerprints (mine: Entry[], mineHashes: Uint32Array, theirs: Uint
   }
   const theirSet = set(theirs)
   const mineSet = set(mineHashes)
-  const send = mine.filter((_, i) => !theirSet.has(mineHashes[2 * i], mineHashes[2 * i + 1], 0, 0))
+  const send: number[] = []
+  for (let i = 0; i < mineHashes.length / 2; i++) if (!theirSet.has(mineHashes[2 * i], mineHashes[2 * i + 1], 0, 0)) send.push(i)
   const lacking: number[] = []
   for (let j = 0; j < theirs.length / 2; j++) if (!mineSet.has(theirs[2 * j], theirs[2 * j + 1], 0, 0)) lacking.push(j)
   return { send, lacking }
@@ -168,6 +169,8 @@ export interface SyncProgress {
 
 /** Estimated entries under one node at `depth` when `total` entries spread over the tree. */
 const perNode = (total: number, depth: number): number => Math.max(1, total / (1 << (BITS_PER_LEVEL * depth)))
+/** Whether a descent that stops at `depth` swaps fingerprints first (the responder then reads nothing ahead). */
+const swapsFingerprints = (total: number, depth: number): boolean => perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
 /** How many nodes at `depth` one exchange takes: as many as fit the budget, at least one. */
 const nodesWithin = (total: number, depth: number, budget: number): number => Math.max(1, Math.floor(budget / perNode(total, depth)))
 /**
@@ -247,23 +250,24 @@ export async function runSync (host: SyncHost, stream: Stream, remote: PeerId, b
       if (nodes !== undefined) {
         // A chain names its subtrees by the total of its first descent.
         part = { depth, nodes, progress: left.length === 0 ? { complete: true } : { complete: false, rest: { depth, nodes: left, total: carried?.total ?? total } } }
-        byFingerprint = hello.f === 1 && perNode(total, depth) >= FINGERPRINTS_FROM_ENTRIES_PER_NODE
+        byFingerprint = hello.f === 1 && swapsFingerprints(total, depth)
       }
     }
     let merging = previous?.merging ?? Promise.resolve()
     if (part === undefined) {
       await io.write({ k: 'done' })
     } else {
-      const mine = await replica.entriesUnder(part.depth, part.nodes)
       let theirs: Entry[]
       if (byFingerprint) {
-        await io.write({ k: 'eh', d: part.depth, n: part.nodes, c: mine.length, h: hashBytes(entryHashes(mine, lookup)) })
+        const mine = await replica.fingerprintsUnder(part.depth, part.nodes)
+        await io.write({ k: 'eh', d: part.depth, n: part.nodes, c: mine.count, h: hashBytes(mine.hashes) })
         const answer = await io.readEntries(lookup)
         theirs = answer.entries
-        const lacked = selectByBitset(answer.first.x, mine.map((_, i) => i)).map(i => mine[i])
+        const lacked = await mine.entriesAt(indicesInBitset(answer.first.x, mine.count))
         metrics.syncEntriesSent.inc(lacked.length)
         await io.writeEntries(lacked, lookup)
       } else {
+        const mine = await replica.entriesUnder(part.depth, part.nodes)
         metrics.syncEntriesSent.inc(mine.length)
         await io.writeEntries(mine, lookup, { d: part.depth, n: part.nodes })
         theirs = (await io.readEntries(lookup)).entries
@@ -315,7 +319,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
       prefetched = { depth: at, nodes: named, entries }
     }
     const prefetchIfLast = (): void => {
-      if (diff.length === 0 || descendsBelow(total, depth)) return
+      if (diff.length === 0 || descendsBelow(total, depth) || swapsFingerprints(total, depth)) return
       readAhead(depth, namedNodes(diff.map(i => nodes[i]), total, depth, budget))
     }
     if (hello.p !== undefined) {
@@ -355,10 +359,11 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
         // Fingerprints: send what the initiator lacks, name what we lack, take it.
         if (typeof f.c !== 'number' || !Number.isInteger(f.c) || f.c < 0 || f.c * 8 > MAX_FRAME) throw new ProtocolError('bad fingerprint count')
         const theirHashes = hashesFrom(f.h, f.c)
-        const mine = await mineUnder()
-        const { send, lacking } = matchFingerprints(mine, entryHashes(mine, lookup), theirHashes)
-        metrics.syncEntriesSent.inc(send.length)
-        await io.writeEntries(send, lookup, { x: toBitset(lacking, f.c) })
+        const mine = await replica.fingerprintsUnder(d, asked)
+        const { send, lacking } = matchFingerprints(mine.hashes, theirHashes)
+        const entries = await mine.entriesAt(send)
+        metrics.syncEntriesSent.inc(entries.length)
+        await io.writeEntries(entries, lookup, { x: toBitset(lacking, f.c) })
         const theirs = (await io.readEntries(lookup)).entries
         merging = mergeReceived(host, theirs)
         merging.catch(() => {})

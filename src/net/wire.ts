@@ -386,19 +386,6 @@ export class Framed {
 
 // ---- digest hashes and bitsets ----
 
-/** Each entry's 64-bit hash (DatasetKind.hashOf: of key, sub and value), two words an entry: the fingerprints of 'eh'. */
-export function entryHashes (entries: Entry[], lookup: KindLookup): Uint32Array {
-  const out = new Uint32Array(entries.length * 2)
-  entries.forEach((e, i) => {
-    const kind = lookup(e.ds)
-    if (kind === undefined) throw new ProtocolError(`unknown dataset ${e.ds}`)
-    const [a, b] = kind.hashOf(e.key, e.sub, e.value)
-    out[2 * i] = a
-    out[2 * i + 1] = b
-  })
-  return out
-}
-
 export const hashBytes = (h: Uint32Array): Uint8Array => bytesOf(h)
 
 export function hashesFrom (v: unknown, count: number): Uint32Array {
@@ -410,6 +397,14 @@ export function toBitset (indices: number[], size: number): Uint8Array {
   const bits = new Uint8Array(Math.ceil(size / 8))
   for (const i of indices) bits[i >> 3] |= 1 << (i & 7)
   return bits
+}
+
+/** The indices in [0, count) set in a bitset of `count` bits. */
+export function indicesInBitset (v: unknown, count: number): number[] {
+  if (!(v instanceof Uint8Array) || v.length !== Math.ceil(count / 8)) throw new ProtocolError('bad bitset')
+  const out: number[] = []
+  for (let i = 0; i < count; i++) if ((v[i >> 3] & (1 << (i & 7))) !== 0) out.push(i)
+  return out
 }
 
 export function selectByBitset (v: unknown, nodes: number[]): number[] {

@@ -4,10 +4,12 @@
 //
 // Key layout (utf8), version 2:
 //   e/<tag>/<leaf as 5 hex>/<key>/<sub> -> decimal value   (one entry of a dataset)
+//   e/<tag>/<leaf as 5 hex>/#<identity as 32 hex> -> <decimal value>/<key>/<sub>
+//                                       (an entry of a dataset stored by identity: items; see IdentityLayout)
 //   m/<replicaId>                       -> JSON MemberRecord (membership)
 //   meta/identity                       -> hex of the libp2p private key (protobuf)
 //   meta/joined                         -> '1' once a member is known to know us
-//   meta/layout                         -> '2' (this layout)
+//   meta/layout                         -> '3' (this layout)
 //   meta/snapshot                       -> checksum of snapshot.bin, while no entry was written since it (see saveSnapshot)
 //   meta/<name>                         -> small values of the replica (ID lease, ...)
 //   i/<idempotency key>                 -> JSON IdempotencyRecord
@@ -17,8 +19,11 @@
 // and beside LevelDB, <data-dir>/journal/<seq>.log: the journal of own writes (journal.ts).
 // The leaf is the entry's digest-tree leaf, one hex digit per tree level, so
 // the entries under any tree node are one key range: anti-entropy reads what
-// differs straight from LevelDB. Version 1 kept counters as c/<name>/<replica>;
-// open() migrates such a data dir once (see migrateV1).
+// differs straight from LevelDB; an entry stored by identity is also read by
+// its exact key when only its identity is known (anti-entropy's fingerprints
+// come from memory). Version 1 kept counters as c/<name>/<replica>; version 2
+// kept items as e/s/<leaf>/<tenant>/<id> -> 1; open() migrates such a data dir
+// once (see migrateV1, migrateToIdentities).
 //
 // All writes go through a group writer: callers that arrive while a batch is
 // being written join the next batch, so N concurrent writers cost one LevelDB
@@ -69,7 +74,12 @@ export interface PlacedEntry extends Entry {
    * waiting ones (that lookup was 9 % of POST /items).
    */
   firstWrite?: boolean
+  /** Hex of the entry's 128-bit identity, for datasets stored by identity (IdentityLayout): its store key. */
+  identity?: string
 }
+
+/** Where a dataset's entry goes in the store: its leaf, and its identity if stored by identity (what open() needs to migrate). */
+export type Placement = (e: Entry) => PlacedEntry
 
 export interface MemberRecord {
   id: string
@@ -146,26 +156,43 @@ const GATHER_MS = 1
 
 /** Hex digits of a leaf in a key: one per digest-tree level. */
 const LEAF_HEX = DEPTH
-export const entryKey = (e: PlacedEntry): string => `e/${e.ds}/${leafHex(e.leaf)}/${e.key}/${e.sub}`
+export const entryKey = (e: PlacedEntry): string => e.identity === undefined ? `e/${e.ds}/${leafHex(e.leaf)}/${e.key}/${e.sub}` : identityKey(e.ds, e.leaf, e.identity)
+const identityKey = (tag: string, leaf: number, identity: string): string => `e/${tag}/${leafHex(leaf)}/#${identity}`
 const memberKey = (id: string): string => `m/${id}`
 const IDENTITY_KEY = 'meta/identity'
 const LAYOUT_KEY = 'meta/layout'
+/** The layout this version writes (see the file comment). */
+const LAYOUT = '3'
 const SNAPSHOT_KEY = 'meta/snapshot'
 const JOURNAL_KEY = 'meta/journal'
 const FOLDED_KEY = 'meta/folded'
 const idempotencyKey = (key: string): string => `i/${key}`
 
 function entryOp (e: PlacedEntry): BatchOp {
-  return { type: 'put', key: entryKey(e), value: e.value.toString(), grows: e.value, once: e.firstWrite === true }
+  const value = e.identity === undefined ? e.value.toString() : `${e.value}/${e.key}/${e.sub}`
+  return { type: 'put', key: entryKey(e), value, grows: e.value, once: e.firstWrite === true }
 }
+
+/** Where an entry's key (or, stored by identity, its value's key) starts in a stored key. */
+const KEY_START = 5 + LEAF_HEX
 
 function parseEntryKey (key: string, value: string): PlacedEntry {
   // e/<tag>/<leaf>/<key>/<sub>: the key never contains '/', the sub may.
   const ds = key[2]
   const leaf = parseInt(key.slice(4, 4 + LEAF_HEX), 16)
-  const keyStart = 5 + LEAF_HEX
-  const slash = key.indexOf('/', keyStart)
-  return { ds, leaf, key: key.slice(keyStart, slash), sub: key.slice(slash + 1), value: BigInt(value) }
+  if (key.charCodeAt(KEY_START) === 0x23) {
+    // e/<tag>/<leaf>/#<identity> -> <value>/<key>/<sub>
+    const v = value.indexOf('/')
+    const k = value.indexOf('/', v + 1)
+    return { ds, leaf, key: value.slice(v + 1, k), sub: value.slice(k + 1), value: BigInt(value.slice(0, v)) }
+  }
+  const slash = key.indexOf('/', KEY_START)
+  return { ds, leaf, key: key.slice(KEY_START, slash), sub: key.slice(slash + 1), value: BigInt(value) }
+}
+
+/** The value of a stored entry (either layout). */
+function storedValue (key: string, value: string): bigint {
+  return BigInt(key.charCodeAt(KEY_START) === 0x23 ? value.slice(0, value.indexOf('/')) : value)
 }
 
 /** What a failed LevelDB write means for the client: a full disk, or another I/O failure. */
@@ -469,7 +496,7 @@ export class Store {
       for (let i = 0; i < record.length; i += 2) {
         const key = record[i] as string
         const v = record[i + 1]
-        keepLargest(ops, v === null ? { type: 'del', key } : { type: 'put', key, value: v, grows: key.startsWith('e/') ? BigInt(v) : undefined })
+        keepLargest(ops, v === null ? { type: 'del', key } : { type: 'put', key, value: v, grows: key.startsWith('e/') ? storedValue(key, v) : undefined })
       }
     }
     await writeBatch(this.db, [ops.values()], true)
@@ -518,8 +545,8 @@ export class Store {
   /** Called after each synced batch with its number of callers and duration (metrics). */
   set onBatch (fn: (size: number, ms: number) => void) { this.durable.onBatch = fn }
 
-  /** Open (and, once, migrate) the data dir; `leafOf` places migrated entries in the digest tree. */
-  static async open (dir: string, leafOf?: (e: Entry) => number): Promise<Store> {
+  /** Open (and, once, migrate) the data dir; `place` says where migrated entries go (without it, no migration runs: tests of fresh dirs). */
+  static async open (dir: string, place?: Placement): Promise<Store> {
     try {
       makeDir(dir)
     } catch (err: any) {
@@ -546,8 +573,11 @@ export class Store {
     rmSync(staleSnapshot, { force: true }) // the dir is ours now (LevelDB's lock)
     const store = new Store(db, dir)
     try {
-      if (leafOf !== undefined) await store.migrateV1(leafOf)
+      const layout = await db.get(LAYOUT_KEY)
+      if (place !== undefined && layout === undefined) await store.migrateV1(place)
       await store.openJournal()
+      // After the journal's fold: a record a killed older version left is in the old layout too.
+      if (place !== undefined && layout !== LAYOUT) await store.migrateToIdentities(place)
     } catch (err) {
       await db.close().catch(() => {})
       throw err
@@ -560,8 +590,7 @@ export class Store {
    * them to e/c/<leaf>/<name>/<replica> in batches (each batch adds the new
    * keys and deletes the old ones atomically, so a crash midway resumes).
    */
-  private async migrateV1 (leafOf: (e: Entry) => number): Promise<void> {
-    if (await this.db.get(LAYOUT_KEY) === '2') return
+  private async migrateV1 (place: Placement): Promise<void> {
     while (true) {
       const chunk = await this.db.iterator({ gt: 'c/', lt: 'c0', limit: 20000 }).all()
       if (chunk.length === 0) break
@@ -569,12 +598,42 @@ export class Store {
       for (const [key, value] of chunk) {
         const slash = key.lastIndexOf('/')
         const e: Entry = { ds: 'c', key: key.slice(2, slash), sub: key.slice(slash + 1), value: BigInt(value) }
-        ops.push({ type: 'put', key: entryKey({ ...e, leaf: leafOf(e) }), value }, { type: 'del', key })
+        ops.push(entryOp(place(e)), { type: 'del', key })
       }
       await writeBatch(this.db, [ops], true)
     }
     await this.db.put(LAYOUT_KEY, '2', { sync: true })
   }
+
+  /**
+   * Version 2 kept every entry under its key and sub. Move the entries of
+   * datasets stored by identity (items) under it, in batches that put the
+   * new key and delete the old one atomically (a crash midway resumes: moved
+   * keys are not read again).
+   */
+  private async migrateToIdentities (place: Placement): Promise<void> {
+    const started = performance.now()
+    let moved = 0
+    for (let after = 'e/'; ;) {
+      const chunk = await this.db.iterator({ gt: after, lt: 'e0', limit: 20000 }).all()
+      if (chunk.length === 0) break
+      after = chunk[chunk.length - 1][0]
+      const ops: BatchOp[] = []
+      for (const [key, value] of chunk) {
+        const e = parseEntryKey(key, value)
+        const placed = place(e)
+        if (placed.identity === undefined || key.charCodeAt(KEY_START) === 0x23) continue
+        ops.push(entryOp(placed), { type: 'del', key })
+        moved++
+      }
+      if (ops.length > 0) await writeBatch(this.db, [ops], true)
+    }
+    await this.db.put(LAYOUT_KEY, LAYOUT, { sync: true })
+    if (moved > 0) this.migrated = { entries: moved, ms: performance.now() - started }
+  }
+
+  /** What open() moved to this version's layout (for the daemon's log). */
+  migrated?: { entries: number, ms: number }
 
   private async reopen (): Promise<void> {
     if (this.closed) throw new StorageError('the data dir is closed')
@@ -644,10 +703,38 @@ export class Store {
     }
     for (const op of overlay) {
       const stored = found.get(op.key)
-      if (stored === undefined || BigInt(stored) < op.grows) found.set(op.key, op.value)
+      if (stored === undefined || storedValue(op.key, stored) < op.grows) found.set(op.key, op.value)
     }
     const out: PlacedEntry[] = []
     for (const [key, value] of found) out.push(parseEntryKey(key, value))
+    return out
+  }
+
+  /**
+   * Entries of a dataset stored by identity, by leaf and identity; those not
+   * stored are left out. Exact keys: a LevelDB get each, in RANGE_READERS
+   * parallel lists, not a range per leaf.
+   */
+  async entriesByIdentity (tag: string, refs: Array<{ leaf: number, identity: string }>): Promise<PlacedEntry[]> {
+    const keys = refs.map(r => identityKey(tag, r.leaf, r.identity))
+    // Unfolded acknowledged writes, taken before reading (see entriesUnder).
+    const overlay = new Map<string, BatchOp>()
+    if (this.folds.length > 0 && keys.length > 0) {
+      const wanted = new Set(keys)
+      for (const fold of this.folds) {
+        for (const op of fold.once) if (wanted.has(op.key)) overlay.set(op.key, op)
+        for (const [key, op] of fold.ops) if (wanted.has(key)) overlay.set(key, op)
+      }
+    }
+    const slice = Math.ceil(keys.length / RANGE_READERS)
+    const values = (await Promise.all(Array.from({ length: Math.min(RANGE_READERS, keys.length) }, async (_, i) => await this.db.getMany(keys.slice(i * slice, (i + 1) * slice))))).flat()
+    const out: PlacedEntry[] = []
+    keys.forEach((key, i) => {
+      const op = overlay.get(key)
+      const stored = values[i]
+      const value = op?.type === 'put' && op.grows !== undefined && (stored === undefined || storedValue(key, stored) < op.grows) ? op.value : stored
+      if (value !== undefined) out.push(parseEntryKey(key, value))
+    })
     return out
   }
 

@@ -88,3 +88,10 @@ export function unpackParts (bytes: Uint8Array): { fields: Record<string, unknow
 }
 
 const align8 = (n: number): number => (n + 7) & ~7
+
+/** words[at .. at+n) as 8 lower-case hex digits each (a 128-bit identity: 32 digits). */
+export function hexOfWords (words: ArrayLike<number>, at: number, n: number): string {
+  let out = ''
+  for (let i = at; i < at + n; i++) out += (words[i] >>> 0).toString(16).padStart(8, '0')
+  return out
+}

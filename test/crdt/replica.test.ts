@@ -275,6 +275,41 @@ describe('Replica items (with a real Store)', function () {
     assert.ok(r.items.has('t1', 'd/é ü'))
     await s.close()
   })
+
+  it('fingerprints under any digest-tree nodes are the hashes of the entries there, from memory; entriesAt reads those asked for, folded or not yet', async () => {
+    const s = await Store.open(dir)
+    try {
+      const r = new Replica('me', s)
+      await r.load()
+      const ids = Array.from({ length: 3000 }, (_, i) => ({ tenant: `t${i % 7}`, id: `id-${i}/ü` }))
+      await r.addItems(ids.slice(0, 2000))
+      await r.incrementMany([['hits', 3n], ['views', 1n]])
+      await new Promise(resolve => setTimeout(resolve, 700)) // the fold of those lands (FOLD_DELAY_MS)
+      await r.addItems(ids.slice(2000)) // still in the journal only
+      await r.mergeRemote([{ ds: 's', key: 't9', sub: 'remote', value: 1n }])
+      const key = (e: Entry): string => `${e.ds}|${e.key}|${e.sub}|${e.value}`
+      let seed = 5
+      const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+      for (const depth of [0, 1, 3, 5]) {
+        const nodes = [...new Set(Array.from({ length: 1 + rand(30) }, () => rand(16 ** depth)))].sort((a, b) => a - b)
+        const under = await r.entriesUnder(depth, nodes)
+        const f = await r.fingerprintsUnder(depth, nodes)
+        assert.equal(f.count, under.length, `depth ${depth}`)
+        assert.equal(f.hashes.length, 2 * f.count)
+        const all = await f.entriesAt(Array.from({ length: f.count }, (_, i) => i))
+        assert.deepEqual(all.map(key).sort(), under.map(key).sort(), `depth ${depth}: every entry, by index`)
+        // Each index's entry has that index's fingerprint.
+        const picked = Array.from({ length: f.count }, (_, i) => i).filter(() => rand(3) === 0)
+        for (const i of picked) {
+          const [e] = await f.entriesAt([i])
+          assert.deepEqual([f.hashes[2 * i], f.hashes[2 * i + 1]], r.kinds.get(e.ds)!.hashOf(e.key, e.sub, e.value))
+        }
+      }
+      assert.equal((await r.fingerprintsUnder(0, [0])).count, 3003)
+    } finally {
+      await s.close()
+    }
+  })
 })
 
 describe('Replica snapshot (clean stop -> fast start)', function () {

@@ -61,13 +61,15 @@ describe('Store journal', function () {
 
   it('every write acknowledged before a SIGKILL is there after it; the replayed files are gone', async () => {
     writeAndDie(dir, 300)
-    assert.ok(logs(dir).length > 0, 'a killed process leaves its journal')
+    const left = logs(dir)
+    assert.ok(left.length > 0, 'a killed process leaves its journal')
     const s = await Store.open(dir)
     try {
       const v = await values(s)
       assert.equal(v.get('hits'), 300n)
       for (let i = 1; i <= 300; i++) assert.equal(v.get(`k${i}`), 1n)
-      assert.equal(logs(dir).length, 1, 'only the new, empty journal file is left')
+      // The new journal's files only (it may have moved on to its spare already: two).
+      assert.ok(logs(dir).every(n => n > left[left.length - 1]), `only new journal files are left: ${logs(dir).join(', ')} after ${left.join(', ')}`)
     } finally {
       await s.close()
     }

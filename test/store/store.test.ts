@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { Store, DataDirLockedError, entryKey, type PlacedEntry } from '../../src/store/store.js'
 import { counterKind } from '../../src/crdt/gcounter.js'
+import { placementOf } from '../../src/replica.js'
+import { itemHash, itemLeaf } from '../../src/crdt/itemhash.js'
 import { leafHex, nodePrefix } from '../../src/crdt/digest.js'
 
 type StoredEntry = PlacedEntry
@@ -269,6 +271,42 @@ describe('Store (LevelDB)', function () {
   })
 })
 
+describe('Store migration from the version-2 layout (items under tenant and id)', function () {
+  this.timeout(20000)
+  it('moves items under their identity once, keeps counters, and then reads items by identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countd-v2-'))
+    try {
+      const items = Array.from({ length: 50 }, (_, i) => ({ tenant: `t${i % 3}`, id: `item/${i}` }))
+      const db = new Level<string, string>(dir)
+      await db.open()
+      await db.put('meta/layout', '2')
+      for (const { tenant, id } of items) await db.put(`e/s/${leafHex(itemLeaf(itemHash(tenant, id)[0]))}/${tenant}/${id}`, '1')
+      await db.put(entryKey({ ds: 'c', key: 'hits', sub: 'r', value: 5n, leaf: counterKind.leafOf('hits', 'r') }), '5')
+      await db.close()
+      const place = placementOf()
+      for (let open = 0; open < 2; open++) {
+        const s = await Store.open(dir, place)
+        const all = await allEntries(s)
+        assert.equal(all.length, 51)
+        assert.deepEqual(all.filter(e => e.ds === 's').map(e => `${e.key}|${e.sub}|${e.value}`).sort(), items.map(i => `${i.tenant}|${i.id}|1`).sort())
+        assert.equal(all.find(e => e.ds === 'c')?.value, 5n)
+        const refs = items.map(i => place({ ds: 's', key: i.tenant, sub: i.id, value: 1n })).map(p => ({ leaf: p.leaf, identity: p.identity as string }))
+        assert.equal((await s.entriesByIdentity('s', refs)).length, 50)
+        assert.equal(open === 0 ? s.migrated?.entries : s.migrated, open === 0 ? 50 : undefined, 'moved once')
+        await s.close()
+      }
+      const raw = new Level<string, string>(dir)
+      await raw.open()
+      const keys = await raw.keys({ gt: 'e/s/', lt: 'e/s0' }).all()
+      assert.ok(keys.length === 50 && keys.every(k => k[10] === '#'), 'only identity keys are left')
+      assert.equal(await raw.get('meta/layout'), '3')
+      await raw.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('Store migration from the version-1 layout', function () {
   this.timeout(20000)
   it('opens a data dir written by countd 0.1.0 and serves its counters', async () => {
@@ -278,8 +316,7 @@ describe('Store migration from the version-1 layout', function () {
       // test/fixtures/datadir-v0.1.0: made by `countd start` of release 0.1.0
       // (commit d26fe2e) and these increments: hits +5, big +(2^53-1) twice, a.b~c-d_e +3.
       cpSync(new URL('../../../test/fixtures/datadir-v0.1.0', import.meta.url), dir, { recursive: true })
-      const leafOf = (e: { key: string, sub: string }): number => counterKind.leafOf(e.key, e.sub)
-      let s = await Store.open(dir, leafOf)
+      let s = await Store.open(dir, placementOf())
       const m = new Map((await allEntries(s)).map(e => [e.key, e]))
       assert.equal(m.get('hits')?.value, 5n)
       assert.equal(m.get('big')?.value, 2n ** 54n - 2n)
@@ -289,7 +326,7 @@ describe('Store migration from the version-1 layout', function () {
       assert.equal((await s.members()).length, 1)
       await s.close()
       // Migrated once: a second open finds the same entries and no old keys.
-      s = await Store.open(dir, leafOf)
+      s = await Store.open(dir, placementOf())
       assert.equal((await allEntries(s)).length, 3)
       await s.close()
     } finally {
