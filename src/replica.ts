@@ -18,7 +18,7 @@ import { NotJoinedError, IdempotencyConflictError } from './errors.js'
 import { Listeners } from './util/listeners.js'
 import { Map128 } from './util/map128.js'
 import { itemHash, itemLeaf } from './crdt/itemhash.js'
-import { typedView, bytesOf, packParts, unpackParts, hexOfWords, type Chunk } from './util/bytes.js'
+import { typedView, bytesOf, packParts, unpackParts, text128, type Chunk } from './util/bytes.js'
 
 export { NotJoinedError, IdempotencyConflictError, isRetired }
 export type { Member, Entry }
@@ -30,7 +30,7 @@ const identityScratch = new Uint32Array(4)
 
 /** An entry with its leaf and, for a dataset stored by identity, its identity (where the store keeps it). */
 export function placeEntry (kind: DatasetKind, e: Entry): PlacedEntry {
-  const identity = kind.identity === undefined ? undefined : hexOfWords(kind.identity.identityOf(e.key, e.sub, identityScratch), 0, 4)
+  const identity = kind.identity === undefined ? undefined : text128(kind.identity.identityOf(e.key, e.sub, identityScratch), 0)
   return { ds: e.ds, key: e.key, sub: e.sub, value: e.value, leaf: kind.leafOf(e.key, e.sub), firstWrite: false, identity }
 }
 
@@ -265,7 +265,7 @@ export class Replica {
         let b = 0
         while (j >= byIdentity[b].words.length / 4) j -= byIdentity[b++].words.length / 4
         const { layout, words } = byIdentity[b]
-        refs[b].push({ leaf: layout.leafOfIdentity(words, 4 * j), identity: hexOfWords(words, 4 * j, 4) })
+        refs[b].push({ leaf: layout.leafOfIdentity(words, 4 * j), identity: text128(words, 4 * j) })
       }
       for (let b = 0; b < byIdentity.length; b++) {
         if (refs[b].length > 0) for (const e of await this.store.entriesByIdentity(byIdentity[b].tag, refs[b])) out.push(unplaced(e))
@@ -412,7 +412,7 @@ export class Replica {
       this.pendingItems.set(h, mine)
       freshHashes.set(h, fresh.length * 4)
       // New here and in no other request's write: its key is written once (PlacedEntry.firstWrite).
-      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n, leaf: itemLeaf(h[0]), firstWrite: true, identity: hexOfWords(h, 0, 4) })
+      fresh.push({ ds: itemKind.tag, key: tenant, sub: id, value: 1n, leaf: itemLeaf(h[0]), firstWrite: true, identity: text128(h, 0) })
     }
     try {
       const added = await this.writeOwn(fresh, () => fresh.length)

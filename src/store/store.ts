@@ -4,7 +4,7 @@
 //
 // Key layout (utf8), version 2:
 //   e/<tag>/<leaf as 5 hex>/<key>/<sub> -> decimal value   (one entry of a dataset)
-//   e/<tag>/<leaf as 5 hex>/#<identity as 32 hex> -> <decimal value>/<key>/<sub>
+//   e/<tag>/<leaf as 5 hex>/#<identity as 22 base64url> -> <decimal value>/<key>/<sub>
 //                                       (an entry of a dataset stored by identity: items; see IdentityLayout)
 //   m/<replicaId>                       -> JSON MemberRecord (membership)
 //   meta/identity                       -> hex of the libp2p private key (protobuf)
@@ -74,7 +74,7 @@ export interface PlacedEntry extends Entry {
    * waiting ones (that lookup was 9 % of POST /items).
    */
   firstWrite?: boolean
-  /** Hex of the entry's 128-bit identity, for datasets stored by identity (IdentityLayout): its store key. */
+  /** The entry's 128-bit identity as text (text128), for datasets stored by identity (IdentityLayout): its store key. */
   identity?: string
 }
 
