@@ -325,7 +325,7 @@ export async function serveSync (host: SyncHost, stream: Stream, connection: Con
     if (hello.p !== undefined) {
       // A continuation of a repair names its subtrees in the hello: read them now.
       const { d, nodes: named } = namedIn(hello.p)
-      readAhead(d, named)
+      if (!swapsFingerprints(total, d)) readAhead(d, named)
     } else {
       prefetchIfLast()
     }
