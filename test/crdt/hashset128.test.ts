@@ -80,6 +80,26 @@ describe('HashSet128', () => {
     assert.ok(set.bytes / n >= 16 / 0.8 && set.bytes / n <= 16 / 0.5, `${set.bytes / n} bytes per item`)
   })
 
+  it('selectByPrefix gives exactly the hashes whose word-0 prefix is marked, each once, whatever the shards, growth and clustering', () => {
+    const word = fc.integer({ min: 0, max: 0xffffffff })
+    // Few distinct top bits too, so hashes of one prefix pile up in one shard.
+    const clustered = fc.tuple(fc.integer({ min: 0, max: 7 }), word, word, word).map(([top, a, b, c]) => [((top << 29) | (a >>> 3)) >>> 0, b, c, 1 + (c % 1000)] as const)
+    fc.assert(fc.property(
+      fc.constantFrom(0, 1, 3, 4), fc.constantFrom(4, 6), fc.array(fc.oneof(fc.tuple(word, word, word, word), clustered), { maxLength: 400 }), fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 30 }),
+      (shardBits, bits, hashes, marked) => {
+        const set = new HashSet128({ shardBits })
+        for (const [a, b, c, d] of hashes) set.add(a, b, c, d)
+        const marks = new Uint8Array(2 ** bits)
+        for (const m of marked) marks[m % marks.length] = 1
+        const got = set.selectByPrefix(bits, marks)
+        const listed: string[] = []
+        for (let i = 0; i < got.length; i += 4) listed.push(`${got[i]},${got[i + 1]},${got[i + 2]},${got[i + 3]}`)
+        const want = [...contents(set)].filter(h => marks[Number(h.split(',')[0]) >>> (32 - bits)] === 1)
+        assert.deepEqual(listed.sort(), want.sort())
+      }), { numRuns: 300 })
+    assert.throws(() => new HashSet128({ shardBits: 8 }).selectByPrefix(4, new Uint8Array(16)), RangeError)
+  })
+
   it('round-trips through a snapshot', () => {
     fc.assert(fc.property(fc.array(pairArb, { maxLength: 300 }), fc.constantFrom(0, 4, 8), (adds, shardBits) => {
       const set = new HashSet128({ shardBits })
