@@ -97,7 +97,6 @@ export class Replica {
     return s as S
   }
 
-
   /**
    * Load members and every dataset: from the last snapshot when no entry was
    * written after it (seconds faster at millions of entries), else by

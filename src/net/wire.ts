@@ -407,7 +407,7 @@ export function indicesInBitset (v: unknown, count: number): number[] {
   return out
 }
 
+/** The nodes whose bit is set in a bitset of one bit per node. */
 export function selectByBitset (v: unknown, nodes: number[]): number[] {
-  if (!(v instanceof Uint8Array) || v.length !== Math.ceil(nodes.length / 8)) throw new ProtocolError('bad bitset')
-  return nodes.filter((_, i) => (v[i >> 3] & (1 << (i & 7))) !== 0)
+  return indicesInBitset(v, nodes.length).map(i => nodes[i])
 }

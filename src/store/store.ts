@@ -190,6 +190,20 @@ function parseEntryKey (key: string, value: string): PlacedEntry {
   return { ds, leaf, key: key.slice(KEY_START, slash), sub: key.slice(slash + 1), value: BigInt(value) }
 }
 
+/** An acknowledged entry write still waiting for its fold (Store.unfoldedEntries). */
+interface UnfoldedEntry { key: string, value: string, grows: bigint }
+
+/** The stored entries read, each replaced by an unfolded write of its key that is larger (or added), parsed. */
+function withOverlay (found: Map<string, string>, overlay: UnfoldedEntry[]): PlacedEntry[] {
+  for (const op of overlay) {
+    const stored = found.get(op.key)
+    if (stored === undefined || storedValue(op.key, stored) < op.grows) found.set(op.key, op.value)
+  }
+  const out: PlacedEntry[] = []
+  for (const [key, value] of found) out.push(parseEntryKey(key, value))
+  return out
+}
+
 /** The value of a stored entry (either layout). */
 function storedValue (key: string, value: string): bigint {
   return BigInt(key.charCodeAt(KEY_START) === 0x23 ? value.slice(0, value.indexOf('/')) : value)
@@ -680,15 +694,7 @@ export class Store {
   async entriesUnder (tag: string, prefixes: string[], storedHint = Infinity): Promise<PlacedEntry[]> {
     const found = new Map<string, string>()
     const ranges = mergeRanges(prefixes).map(([from, to]): [string, string] => [`e/${tag}/${from}`, `e/${tag}/${to}`])
-    // Acknowledged writes not folded yet, taken BEFORE reading: a fold that
-    // lands while the ranges are read leaves `folds`, and a read that had
-    // already passed its key would miss it (values only grow, so an older
-    // overlay value never hides a newer stored one).
-    const overlay: Array<{ key: string, value: string, grows: bigint }> = []
-    for (const fold of this.folds) {
-      for (const op of fold.once) if (op.type === 'put' && op.grows !== undefined && inRanges(op.key, ranges)) overlay.push({ key: op.key, value: op.value, grows: op.grows })
-      for (const [key, op] of fold.ops) if (op.type === 'put' && op.grows !== undefined && inRanges(key, ranges)) overlay.push({ key, value: op.value, grows: op.grows })
-    }
+    const overlay = this.unfoldedEntries(key => inRanges(key, ranges))
     if (ranges.length * SEEKS_PER_SCANNED_ENTRY > storedHint) {
       // More ranges than a scan costs: read the span in bulk and filter.
       await this.scanRanges(ranges, found)
@@ -701,12 +707,22 @@ export class Store {
         await this.readRanges(ranges.slice(i * slice, (i + 1) * slice), found)
       }))
     }
-    for (const op of overlay) {
-      const stored = found.get(op.key)
-      if (stored === undefined || storedValue(op.key, stored) < op.grows) found.set(op.key, op.value)
+    return withOverlay(found, overlay)
+  }
+
+  /**
+   * Acknowledged entry writes not folded yet, of the keys `wanted` accepts.
+   * Take them BEFORE reading LevelDB: a fold that lands during the read
+   * leaves `folds`, and a read that had already passed its key would miss
+   * it (values only grow, so an older overlay value never hides a newer
+   * stored one: see withOverlay).
+   */
+  private unfoldedEntries (wanted: (key: string) => boolean): UnfoldedEntry[] {
+    const out: UnfoldedEntry[] = []
+    for (const fold of this.folds) {
+      for (const op of fold.once) if (op.type === 'put' && op.grows !== undefined && wanted(op.key)) out.push({ key: op.key, value: op.value, grows: op.grows })
+      for (const [key, op] of fold.ops) if (op.type === 'put' && op.grows !== undefined && wanted(key)) out.push({ key, value: op.value, grows: op.grows })
     }
-    const out: PlacedEntry[] = []
-    for (const [key, value] of found) out.push(parseEntryKey(key, value))
     return out
   }
 
@@ -717,25 +733,13 @@ export class Store {
    */
   async entriesByIdentity (tag: string, refs: Array<{ leaf: number, identity: string }>): Promise<PlacedEntry[]> {
     const keys = refs.map(r => identityKey(tag, r.leaf, r.identity))
-    // Unfolded acknowledged writes, taken before reading (see entriesUnder).
-    const overlay = new Map<string, BatchOp>()
-    if (this.folds.length > 0 && keys.length > 0) {
-      const wanted = new Set(keys)
-      for (const fold of this.folds) {
-        for (const op of fold.once) if (wanted.has(op.key)) overlay.set(op.key, op)
-        for (const [key, op] of fold.ops) if (wanted.has(key)) overlay.set(key, op)
-      }
-    }
+    const wanted = this.folds.length > 0 ? new Set(keys) : undefined
+    const overlay = wanted === undefined ? [] : this.unfoldedEntries(key => wanted.has(key))
     const slice = Math.ceil(keys.length / RANGE_READERS)
     const values = (await Promise.all(Array.from({ length: Math.min(RANGE_READERS, keys.length) }, async (_, i) => await this.db.getMany(keys.slice(i * slice, (i + 1) * slice))))).flat()
-    const out: PlacedEntry[] = []
-    keys.forEach((key, i) => {
-      const op = overlay.get(key)
-      const stored = values[i]
-      const value = op?.type === 'put' && op.grows !== undefined && (stored === undefined || storedValue(key, stored) < op.grows) ? op.value : stored
-      if (value !== undefined) out.push(parseEntryKey(key, value))
-    })
-    return out
+    const found = new Map<string, string>()
+    keys.forEach((key, i) => { if (values[i] !== undefined) found.set(key, values[i] as string) })
+    return withOverlay(found, overlay)
   }
 
   /** Every key in the sorted, disjoint [gte, lt) ranges, read by one pass over their whole span. */
