@@ -165,6 +165,10 @@ export class Daemon {
     if (this.snapshotting || this.stopping !== undefined || at === this.snapshotAt || this.replica.entryCount < minEntries) return
     const now = performance.now()
     if (now - this.store.lastEntryWriteAt < QUIET_SNAPSHOT_MS || now - this.lastSnapshotMs < QUIET_SNAPSHOT_EVERY_MS || !this.store.idle) return
+    // Nor while anti-entropy runs: a peer catching up from us would share the
+    // cores with the snapshot (10M items: ~1.5 s of CPU), and a node that
+    // catches up pauses its writes between exchanges.
+    if (this.network.exchanging) return
     this.snapshotting = true
     this.lastSnapshotMs = now
     // No closure below may capture the snapshot's chunks: closures of one

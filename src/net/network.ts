@@ -112,6 +112,9 @@ export class Network {
   /** Connected peer ids. */
   peers (): string[] { return this.node.getPeers().map(p => p.toString()) }
 
+  /** Whether an anti-entropy exchange runs now, in either role (a repair may be under way). */
+  get exchanging (): boolean { return this.syncing.size > 0 || this.serving.size > 0 }
+
   isConnected (id: string): boolean {
     return this.node.getConnections().some(c => c.remotePeer.toString() === id && c.status === 'open')
   }

@@ -16,7 +16,6 @@ import {
   Framed, lpOptions, ProtocolError, checkReplicaId, checkAddrs, packMembers, unpackMembers,
   hashBytes, hashesFrom, toBitset, selectByBitset, indicesInBitset, WIRE_VERSION, MAX_FRAME, type Frame
 } from './wire.js'
-import { HashSet128 } from '../crdt/hashset128.js'
 import { metrics } from '../metrics.js'
 
 /**
@@ -114,18 +113,39 @@ function namedIn (v: unknown): { d: number, nodes: number[] } {
  * for. An equal fingerprint is the same key, sub and value (64 bits).
  */
 function matchFingerprints (mineHashes: Uint32Array, theirs: Uint32Array): { send: number[], lacking: number[] } {
-  const set = (h: Uint32Array): HashSet128 => {
-    const s = new HashSet128({ shardBits: 4 })
-    for (let i = 0; i < h.length; i += 2) s.add(h[i], h[i + 1], 0, 0)
-    return s
+  return { send: absentFrom(mineHashes, theirs), lacking: absentFrom(theirs, mineHashes) }
+}
+
+/**
+ * The indices of the 64-bit fingerprints (word pairs) of `these` that are not
+ * in `others`: a table of `others`' indices sized once (load under 1/2), open
+ * addressing from the low word. (A growing HashSet128 of each side was 20 %
+ * of a responder's CPU in a 10M-item catch-up: ~100,000 fingerprints a side
+ * and exchange.)
+ */
+export function absentFrom (these: Uint32Array, others: Uint32Array): number[] {
+  const n = others.length / 2
+  let bits = 4
+  while ((1 << bits) < 2 * n) bits++
+  const mask = (1 << bits) - 1
+  const slots = new Int32Array(1 << bits) // index + 1 of a fingerprint of `others`; 0 = empty
+  for (let j = 0; j < n; j++) {
+    let i = Math.imul(others[2 * j + 1], 0x9e3779b1) >>> (32 - bits)
+    while (slots[i] !== 0) i = (i + 1) & mask
+    slots[i] = j + 1
   }
-  const theirSet = set(theirs)
-  const mineSet = set(mineHashes)
-  const send: number[] = []
-  for (let i = 0; i < mineHashes.length / 2; i++) if (!theirSet.has(mineHashes[2 * i], mineHashes[2 * i + 1], 0, 0)) send.push(i)
-  const lacking: number[] = []
-  for (let j = 0; j < theirs.length / 2; j++) if (!mineSet.has(theirs[2 * j], theirs[2 * j + 1], 0, 0)) lacking.push(j)
-  return { send, lacking }
+  const absent: number[] = []
+  for (let k = 0; k < these.length / 2; k++) {
+    const a = these[2 * k]
+    const b = these[2 * k + 1]
+    let i = Math.imul(b, 0x9e3779b1) >>> (32 - bits)
+    let found = false
+    for (let s = slots[i]; s !== 0; i = (i + 1) & mask, s = slots[i]) {
+      if (others[2 * s - 1] === b && others[2 * s - 2] === a) { found = true; break }
+    }
+    if (!found) absent.push(k)
+  }
+  return absent
 }
 
 async function mergeReceived (host: SyncHost, entries: Entry[]): Promise<void> {

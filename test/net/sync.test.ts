@@ -14,6 +14,8 @@ import { Store } from '../../src/store/store.js'
 import { Replica, type Entry } from '../../src/replica.js'
 import { Network } from '../../src/net/network.js'
 import { registry } from '../../src/metrics.js'
+import { absentFrom } from '../../src/net/sync.js'
+import fc from 'fast-check'
 
 interface Side { replica: Replica, store: Store, network: Network }
 
@@ -202,3 +204,17 @@ async function syncEntriesSent (): Promise<number> {
   const m = await registry.getSingleMetric('countd_sync_entries_sent_total')?.get()
   return (m?.values ?? []).reduce((a, v) => a + v.value, 0)
 }
+
+describe('fingerprint matching', () => {
+  it('absentFrom names exactly the fingerprints of one side that the other lacks (property)', () => {
+    // Few distinct words, so equal low or high words (probe collisions) are common.
+    const word = fc.oneof(fc.constantFrom(0, 1, 0x9e3779b1, 0xffffffff), fc.integer({ min: 0, max: 0xffffffff }))
+    const prints = fc.array(fc.tuple(word, word), { maxLength: 300 })
+    fc.assert(fc.property(prints, prints, (these, others) => {
+      const flat = (ps: Array<[number, number]>): Uint32Array => Uint32Array.from(ps.flat())
+      const known = new Set(others.map(([a, b]) => `${a}/${b}`))
+      const expected = these.flatMap(([a, b], i) => known.has(`${a}/${b}`) ? [] : [i])
+      assert.deepEqual(absentFrom(flat(these), flat(others)), expected)
+    }), { numRuns: 300 })
+  })
+})
