@@ -8,7 +8,12 @@
 // its fsync with appendfsync always: handed to libuv's thread pool they
 // queued behind LevelDB's work and two wake-ups of the event loop, and the
 // mean commit took 2.2 ms instead of 0.8 (redis-benchmark INCR, 50 clients:
-// 7,800 -> 11,000-16,000 commands/s, A/B on the same machine). The loop is
+// 7,800 -> 11,000-16,000 commands/s, A/B on the same machine). A thread of
+// its own for the fdatasync (a worker_threads worker, so nothing queues in
+// front of it) was no better: the main thread woke once more per commit and
+// the groups got smaller (32 against 47 increments a fsync), and in the same
+// minutes POST /counter read 19.9k against 23.1k/s, redis-benchmark INCR 21.1k
+// against 25.8k and SADD 19.2k against 31.7k (2026-12-02). The loop is
 // blocked for that time, and it is the time every acknowledgement waits
 // anyway. The store folds each record into its LevelDB keys unsynced and
 // tells the journal when a fold landed (folded()).
