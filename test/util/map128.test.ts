@@ -13,7 +13,7 @@ describe('Map128 (src/util/map128.ts)', () => {
   )
 
   it('behaves like a Map keyed by all 128 bits, through sets, deletes and gets of colliding keys', () => {
-    fc.assert(fc.property(fc.array(op, { maxLength: 200 }), ops => {
+    fc.assert(fc.property(fc.array(op, { maxLength: 400 }), ops => {
       const m = new Map128<number>()
       const model = new Map<string, number>()
       for (const o of ops) {
