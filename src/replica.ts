@@ -423,7 +423,7 @@ export class Replica {
       settle.reject(err)
       throw err
     } finally {
-      for (let i = 0; i < fresh.length; i++) this.pendingItems.delete(freshHashes.subarray(4 * i, 4 * i + 4))
+      for (let i = 0; i < fresh.length; i++) this.pendingItems.delete(freshHashes, 4 * i)
     }
   }
 

@@ -19,17 +19,18 @@ export class Map128<V> {
 
   get size (): number { return this.count }
 
-  get (h: ArrayLike<number>): V | undefined {
-    const i = this.find(h[0] >>> 0, h[1] >>> 0, h[2] >>> 0, h[3] >>> 0)
+  /** The value under the hash at h[at .. at+4) (so too set and delete). */
+  get (h: ArrayLike<number>, at = 0): V | undefined {
+    const i = this.find(h[at] >>> 0, h[at + 1] >>> 0, h[at + 2] >>> 0, h[at + 3] >>> 0)
     return this.used[i] === 1 ? this.values[i] : undefined
   }
 
-  set (h: ArrayLike<number>, value: V): void {
+  set (h: ArrayLike<number>, value: V, at = 0): void {
     if (2 * (this.count + 1) > this.mask + 1) this.resize(2 * (this.mask + 1))
-    const h0 = h[0] >>> 0
-    const h1 = h[1] >>> 0
-    const h2 = h[2] >>> 0
-    const h3 = h[3] >>> 0
+    const h0 = h[at] >>> 0
+    const h1 = h[at + 1] >>> 0
+    const h2 = h[at + 2] >>> 0
+    const h3 = h[at + 3] >>> 0
     const i = this.find(h0, h1, h2, h3)
     if (this.used[i] === 0) {
       this.place(i, h0, h1, h2, h3, value)
@@ -39,8 +40,8 @@ export class Map128<V> {
     }
   }
 
-  delete (h: ArrayLike<number>): boolean {
-    let i = this.find(h[0] >>> 0, h[1] >>> 0, h[2] >>> 0, h[3] >>> 0)
+  delete (h: ArrayLike<number>, at = 0): boolean {
+    let i = this.find(h[at] >>> 0, h[at + 1] >>> 0, h[at + 2] >>> 0, h[at + 3] >>> 0)
     if (this.used[i] === 0) return false
     this.count--
     // Backward shift: move later entries of the run into the hole unless their home lies after it.
