@@ -48,6 +48,12 @@ function checkItem (item: unknown, index?: number): void {
   const { tenant, id } = item as { tenant?: unknown, id?: unknown }
   if (typeof tenant !== 'string' || !isValidTenant(tenant)) throw new BadInputError(`${at}tenant must be 1-200 characters of A-Z a-z 0-9 . _ ~ -`, extra)
   if (typeof id !== 'string' || !isValidItemId(id)) throw new BadInputError(`${at}id must be a string of 1-256 bytes of UTF-8 without control characters`, extra)
+  // Other fields are ignored (an event may carry its time, its source...),
+  // but not nested ones (SPEC §5: extra nesting is 400): an object or array
+  // beside the pair is more likely a mis-shaped item than an event's field.
+  for (const v of Object.values(item)) {
+    if (v !== null && typeof v === 'object') throw new BadInputError(`${at}a field is an object or array: an item is {"id": "...", "tenant": "..."}, other fields flat`, extra)
+  }
 }
 import { JOIN_WAIT_MS } from './membership.js'
 

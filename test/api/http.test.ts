@@ -221,6 +221,8 @@ describe('HTTP API', function () {
       ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": "", "tenant": "t"}]', json, 400],
       ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"id": {"x": 1}, "tenant": "t"}]', json, 400],
       ['POST', '/items', '[{"id": "a", "tenant": "t"}, {"tenant": "t"}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t", "meta": {"x": 1}}]', json, 400],
+      ['POST', '/items', '[{"id": "a", "tenant": "t", "tags": ["x"]}]', json, 400],
       ['POST', '/items', '[{"id": "a", "tenant": "bad tenant"}]', json, 400],
       ['POST', '/items', '[{"id": "a\u0001", "tenant": "t"}]', json, 400],
       ['POST', '/items', `[{"id": "${'x'.repeat(257)}", "tenant": "t"}]`, json, 400],
@@ -269,6 +271,9 @@ describe('HTTP API', function () {
     assert.deepEqual([added.status, JSON.parse(added.body)], [200, { accepted: 3, added: 2 }])
     const nd = await call(n, 'POST', '/items', '{"id": "b", "tenant": "it"}\n{"id": "c", "tenant": "it2"}\n', { 'Content-Type': 'application/x-ndjson' })
     assert.deepEqual(JSON.parse(nd.body), { accepted: 2, added: 1 })
+    // An event's other flat fields are ignored: the pair counts once.
+    const flat = await call(n, 'POST', '/items', '[{"id": "b", "tenant": "it", "ts": 1733100000, "source": "web", "seen": null}]', json)
+    assert.deepEqual([flat.status, JSON.parse(flat.body)], [200, { accepted: 1, added: 0 }])
     assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/count')).body), { count: 2 })
     assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/count?consistent=true&timeout=2')).body), { count: 2 })
     assert.deepEqual(JSON.parse((await call(n, 'GET', '/items/it/has?id=b')).body), { present: true })
