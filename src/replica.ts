@@ -364,7 +364,7 @@ export class Replica {
     const entries: PlacedEntry[] = items.map(([name, by]) => {
       const count = this.ownCount(name) + by
       this.ownPending.set(name, count)
-      return { ds: counterKind.tag, key: name, sub: this.id, value: count, leaf: counterKind.leafOf(name, this.id), firstWrite: false }
+      return { ds: counterKind.tag, key: name, sub: this.id, value: count, leaf: counterKind.leafOf(name, this.id), firstWrite: false, coalesce: name }
     })
     try {
       const values = await this.writeOwn(entries, () => entries.map(e => {
