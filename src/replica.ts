@@ -10,7 +10,7 @@ import type { DatasetKind, DatasetState, Entry, IdentityLayout } from './crdt/da
 import { counterKind, type CounterSet } from './crdt/gcounter.js'
 import { itemKind, type ItemSets } from './crdt/gset.js'
 import { slotKind, type SlotClaims } from './crdt/slotclaims.js'
-import { DigestTree, nodePrefix, LEAF_BITS, BITS_PER_LEVEL } from './crdt/digest.js'
+import { DigestTree, nodePrefix, leavesPerNode, LEAF_BITS } from './crdt/digest.js'
 import { metrics } from './metrics.js'
 import type { Store, PlacedEntry, IdempotencyRecord, Placement } from './store/store.js'
 import { Membership, JoinGate, JOIN_WAIT_MS, isRetired, type Member } from './membership.js'
@@ -202,7 +202,7 @@ export class Replica {
   /** Every entry of every dataset (but those `skip` names) under the given digest-tree nodes at `depth`. */
   async entriesUnder (depth: number, nodes: number[], skip?: (tag: string) => boolean): Promise<Entry[]> {
     let prefixes: string[] | undefined // only for datasets read from the store
-    const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth) // leaves under one node
+    const span = leavesPerNode(depth)
     const out: Entry[] = []
     for (const [tag, state] of this.states) {
       if (state.keys === 0 || skip?.(tag) === true) continue // memory mirrors the store: nothing of it to read there
@@ -225,7 +225,7 @@ export class Replica {
    */
   async fingerprintsUnder (depth: number, nodes: number[]): Promise<Fingerprints> {
     const byIdentity: Array<{ tag: string, layout: IdentityLayout, words: Uint32Array }> = []
-    const span = 1 << (LEAF_BITS - BITS_PER_LEVEL * depth)
+    const span = leavesPerNode(depth)
     let leaves: Uint8Array | undefined
     for (const [tag, state] of this.states) {
       const layout = this.kinds.get(tag)?.identity

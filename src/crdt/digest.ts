@@ -35,6 +35,11 @@ export function leafOf (name: string): number {
   return hash64(name, 0x9e3779b9)[0] >>> (32 - LEAF_BITS)
 }
 
+/** How many leaves one tree node at `depth` spans (node n holds leaves [n * span, (n + 1) * span)). */
+export function leavesPerNode (depth: number): number {
+  return 1 << (LEAF_BITS - BITS_PER_LEVEL * depth)
+}
+
 /** Hex prefix of a tree node at `depth` (one hex digit per level): the store keeps entries under it. */
 export function nodePrefix (depth: number, node: number): string {
   return depth === 0 ? '' : node.toString(16).padStart(depth, '0')

@@ -189,12 +189,14 @@ function entryOp (e: PlacedEntry): BatchOp {
 
 /** Where an entry's key (or, stored by identity, its value's key) starts in a stored key. */
 const KEY_START = 5 + LEAF_HEX
+/** Whether a stored entry key is of an entry stored by identity (e/<tag>/<leaf>/#<identity>). */
+const isIdentityKey = (key: string): boolean => key.charCodeAt(KEY_START) === 0x23 // '#'
 
 function parseEntryKey (key: string, value: string): PlacedEntry {
   // e/<tag>/<leaf>/<key>/<sub>: the key never contains '/', the sub may.
   const ds = key[2]
   const leaf = parseInt(key.slice(4, 4 + LEAF_HEX), 16)
-  if (key.charCodeAt(KEY_START) === 0x23) {
+  if (isIdentityKey(key)) {
     // e/<tag>/<leaf>/#<identity> -> <value>/<key>/<sub>
     const v = value.indexOf('/')
     const k = value.indexOf('/', v + 1)
@@ -220,7 +222,7 @@ function withOverlay (found: Map<string, string>, overlay: UnfoldedEntry[]): Pla
 
 /** The value of a stored entry (either layout). */
 function storedValue (key: string, value: string): bigint {
-  return BigInt(key.charCodeAt(KEY_START) === 0x23 ? value.slice(0, value.indexOf('/')) : value)
+  return BigInt(isIdentityKey(key) ? value.slice(0, value.indexOf('/')) : value)
 }
 
 /** What a failed LevelDB write means for the client: a full disk, or another I/O failure. */
@@ -655,7 +657,7 @@ export class Store {
       for (const [key, value] of chunk) {
         const e = parseEntryKey(key, value)
         const placed = place(e)
-        if (placed.identity === undefined || key.charCodeAt(KEY_START) === 0x23) continue
+        if (placed.identity === undefined || isIdentityKey(key)) continue
         ops.push(entryOp(placed), { type: 'del', key })
         moved++
       }
