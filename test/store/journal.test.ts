@@ -42,6 +42,16 @@ function writeAndDie (dir: string, n: number, foldedFirst = 0): void {
   assert.equal(out, 'acked\n')
 }
 
+/** Open the store in `dir`, run `fn` on it, and close it whatever happens. */
+async function withStore (dir: string, fn: (s: Store) => Promise<void>): Promise<void> {
+  const s = await Store.open(dir)
+  try {
+    await fn(s)
+  } finally {
+    await s.close()
+  }
+}
+
 async function values (s: Store): Promise<Map<string, bigint>> {
   const m = new Map<string, bigint>()
   for await (const chunk of s.entries()) for (const e of chunk) m.set(e.key, e.value)
@@ -63,16 +73,13 @@ describe('Store journal', function () {
     writeAndDie(dir, 300)
     const left = logs(dir)
     assert.ok(left.length > 0, 'a killed process leaves its journal')
-    const s = await Store.open(dir)
-    try {
+    await withStore(dir, async s => {
       const v = await values(s)
       assert.equal(v.get('hits'), 300n)
       for (let i = 1; i <= 300; i++) assert.equal(v.get(`k${i}`), 1n)
       // The new journal's files only (it may have moved on to its spare already: two).
       assert.ok(logs(dir).every(n => n > left[left.length - 1]), `only new journal files are left: ${logs(dir).join(', ')} after ${left.join(', ')}`)
-    } finally {
-      await s.close()
-    }
+    })
     assert.deepEqual(logs(dir), [], 'a clean close leaves nothing to replay')
   })
 
@@ -87,73 +94,51 @@ describe('Store journal', function () {
     await journal.close()
     rmSync(join(dir, 'journal', logs(dir).at(-1) as string)) // the empty file this open made
     assert.equal(records.length, 10, 'the 10 writes after the fold')
-    const s = await Store.open(dir)
-    try {
+    await withStore(dir, async s => {
       const v = await values(s)
       assert.equal(v.get('hits'), 30n)
       for (let i = 1; i <= 30; i++) assert.equal(v.get(`k${i}`), 1n)
-    } finally {
-      await s.close()
-    }
-    const again = await Store.open(dir) // a clean close, then a new journal from file 0: nothing skipped wrongly
-    try {
+    })
+    await withStore(dir, async again => { // a clean close, then a new journal from file 0: nothing skipped wrongly
       await again.writeDurable([ce('hits', 'r', 31n)])
-    } finally {
-      await again.close()
-    }
-    const third = await Store.open(dir)
-    try {
+    })
+    await withStore(dir, async third => {
       assert.equal((await values(third)).get('hits'), 31n)
-    } finally {
-      await third.close()
-    }
+    })
   })
 
   it('a torn record at the end (a write that never completed) is ignored, the records before it are kept', async () => {
     writeAndDie(dir, 20)
     const [file] = logs(dir)
     appendFileSync(join(dir, 'journal', file), Buffer.from([200, 0, 0, 0, 1, 2, 3, 4, 0x5b, 0x22]))
-    const s = await Store.open(dir)
-    try {
+    await withStore(dir, async s => {
       assert.equal((await values(s)).get('hits'), 20n)
       await s.writeDurable([ce('hits', 'r', 21n)])
-    } finally {
-      await s.close()
-    }
-    const again = await Store.open(dir)
-    try {
+    })
+    await withStore(dir, async again => {
       assert.equal((await values(again)).get('hits'), 21n)
-    } finally {
-      await again.close()
-    }
+    })
   })
 
   it('full journal files go once folded (oldest first); what they held survives a restart', async () => {
-    const s = await Store.open(dir)
-    try {
+    await withStore(dir, async s => {
       // ~24 MiB of group commits: more than one 16 MiB file.
       for (let i = 0; i < 48; i++) await s.writeDurable([ce('hits', 'r', BigInt(i + 1))], [], [['big', `${i}:${'x'.repeat(512 * 1024)}`]])
       const deadline = Date.now() + 20000
       while (logs(dir).length > 1 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
       assert.equal(logs(dir).length, 1, 'the sealed file was retired')
-    } finally {
-      await s.close()
-    }
-    const again = await Store.open(dir)
-    try {
+    })
+    await withStore(dir, async again => {
       assert.equal((await values(again)).get('hits'), 48n)
       assert.ok((await again.meta('big'))?.startsWith('47:'))
-    } finally {
-      await again.close()
-    }
+    })
   })
 
   it('a quiet store lets its folded journal file go: nothing is left to replay, nothing is lost', async function () {
     const fs = statfsSync(tmpdir())
     if (fs.bavail * fs.bsize < 300 << 20) this.skip() // the checkpoint moves onto a spare, made only with room to spare
-    const s = await Store.open(dir)
     const records = (): number => logs(dir).reduce((n, f) => n + readRecords(readFileSync(join(dir, 'journal', f))).length, 0)
-    try {
+    await withStore(dir, async s => {
       // 5 MiB of group commits: past the 4 MiB a checkpoint waits for.
       for (let i = 0; i < 10; i++) await s.writeDurable([ce('hits', 'r', BigInt(i + 1))], [], [['big', `${i}:${'x'.repeat(512 * 1024)}`]])
       s.checkpointWhenQuiet(0) // the folds have not landed yet: nothing happens
@@ -165,16 +150,11 @@ describe('Store journal', function () {
       assert.equal(records(), 0, 'the folded file went')
       await s.writeDurable([ce('hits', 'r', 11n)])
       assert.equal(records(), 1, 'new writes go to the next file')
-    } finally {
-      await s.close()
-    }
-    const again = await Store.open(dir)
-    try {
+    })
+    await withStore(dir, async again => {
       assert.equal((await values(again)).get('hits'), 11n)
       assert.ok((await again.meta('big'))?.startsWith('9:'))
-    } finally {
-      await again.close()
-    }
+    })
   })
 
   it('records written in place over a spare file of zeros read back exactly after a crash', async function () {
